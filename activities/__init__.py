@@ -1,0 +1,1 @@
+"""Activities: every piece of I/O the line workflows need."""

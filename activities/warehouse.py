@@ -1,0 +1,164 @@
+"""The warehouse (or 3PL) the dispatch activities drive, and a simulated one built in.
+
+An adapter must make every call idempotent per allocation: the activities calling it
+are retried after timeouts and worker crashes, and a retried hand-over must return the
+first tracking number rather than ship again."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+
+@dataclass(frozen=True)
+class WarehouseTask:
+    allocation_id: uuid.UUID
+    line_id: uuid.UUID
+    sku: str
+    quantity: int
+
+
+class Warehouse(Protocol):
+    async def pick(self, task: WarehouseTask) -> None: ...
+
+    async def pack(self, task: WarehouseTask) -> None: ...
+
+    async def book_carrier(self, task: WarehouseTask) -> str:
+        """Label the parcel and book collection; returns the label id."""
+        ...
+
+    async def await_collection(self, task: WarehouseTask) -> None:
+        """Wait until the carrier is at the dock."""
+        ...
+
+    async def hand_over(self, task: WarehouseTask) -> str:
+        """Give the parcel to the carrier; returns the tracking number."""
+        ...
+
+    async def release(self, task: WarehouseTask) -> None:
+        """Put back whatever was picked for a cancelled allocation."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepDelays:
+    pick: float = 2.0
+    pack: float = 2.0
+    carrier: float = 3.0
+
+
+async def _work_for(seconds: float) -> None:
+    """Take `seconds`, heartbeating so a dead worker is noticed within the heartbeat timeout."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if activity.in_activity():
+            activity.heartbeat()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, 1.0))
+
+
+class SimulatedWarehouse:
+    """A warehouse whose state lives in our own database, so it survives restarts and
+    tests can see exactly how many times each parcel was handed over."""
+
+    def __init__(self, engine: AsyncEngine, delays: StepDelays) -> None:
+        self._engine = engine
+        self._delays = delays
+
+    async def _stamp(self, task: WarehouseTask, column: str) -> bool:
+        """Set `column` once; True if this call did it."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO sim_warehouse_tasks (allocation_id) VALUES (:id) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"id": task.allocation_id},
+            )
+            done = await conn.execute(
+                sa.text(
+                    f"UPDATE sim_warehouse_tasks SET {column} = now() "
+                    f"WHERE allocation_id = :id AND {column} IS NULL"
+                ),
+                {"id": task.allocation_id},
+            )
+            return done.rowcount == 1
+
+    async def _done(self, task: WarehouseTask, column: str) -> bool:
+        async with self._engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    sa.text(f"SELECT {column} FROM sim_warehouse_tasks WHERE allocation_id = :id"),
+                    {"id": task.allocation_id},
+                )
+            ).scalar_one_or_none()
+        return value is not None
+
+    async def pick(self, task: WarehouseTask) -> None:
+        if not await self._done(task, "picked_at"):
+            await _work_for(self._delays.pick)
+            await self._stamp(task, "picked_at")
+
+    async def pack(self, task: WarehouseTask) -> None:
+        if not await self._done(task, "packed_at"):
+            await _work_for(self._delays.pack)
+            await self._stamp(task, "packed_at")
+
+    async def book_carrier(self, task: WarehouseTask) -> str:
+        label = "LBL-" + hashlib.sha1(task.allocation_id.bytes).hexdigest()[:12].upper()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO sim_warehouse_tasks (allocation_id, label) VALUES (:id, :label)
+                    ON CONFLICT (allocation_id) DO UPDATE
+                    SET label = coalesce(sim_warehouse_tasks.label, EXCLUDED.label)
+                    """
+                ),
+                {"id": task.allocation_id, "label": label},
+            )
+        return label
+
+    async def await_collection(self, task: WarehouseTask) -> None:
+        if not await self._done(task, "handed_over_at"):
+            await _work_for(self._delays.carrier)
+
+    async def hand_over(self, task: WarehouseTask) -> str:
+        tracking = "SIM" + hashlib.sha1(b"track" + task.allocation_id.bytes).hexdigest()[:14].upper()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO sim_warehouse_tasks (allocation_id) VALUES (:id) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"id": task.allocation_id},
+            )
+            row = (
+                await conn.execute(
+                    sa.text(
+                        """
+                        UPDATE sim_warehouse_tasks
+                        SET handed_over_at = coalesce(handed_over_at, now()),
+                            tracking_number = coalesce(tracking_number, :tracking),
+                            handovers = handovers + CASE WHEN handed_over_at IS NULL THEN 1 ELSE 0 END
+                        WHERE allocation_id = :id
+                        RETURNING tracking_number
+                        """
+                    ),
+                    {"id": task.allocation_id, "tracking": tracking},
+                )
+            ).one()
+        return row.tracking_number
+
+    async def release(self, task: WarehouseTask) -> None:
+        await self._stamp(task, "released_at")

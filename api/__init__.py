@@ -1,0 +1,1 @@
+"""The HTTP API: sales channels, the ERP and ops talk to Backorders through it."""

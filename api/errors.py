@@ -1,0 +1,88 @@
+"""Every error answers with the same shape: a stable `error` code, a `message` a person
+can act on, and the `field` (or `fields`) at fault. A client's mistake is always a 4xx;
+an unavailable database is a 503 with a retry hint, never a 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
+
+from backorders.services.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """('body', 'lines', 0, 'quantity') -> 'lines[0].quantity'."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = []
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        # pydantic puts the tagged type in the location of union members; drop it.
+        loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+        message = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid":
+            message = f"request body is not valid JSON: {err.get('ctx', {}).get('error', message)}"
+        fields.append({"field": field_path(loc), "message": message})
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse(
+        status_code=422,
+        content={"error": "validation_error", "message": summary, "fields": fields,
+                 "field": fields[0]["field"] if fields else None},
+    )
+
+
+def _domain(_: Request, exc: DomainError) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"error": exc.code, "message": exc.message, "field": exc.field},
+    )
+
+
+def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"error": code, "message": str(exc.detail), "field": None},
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+        log.warning("database unavailable: %s", exc.orig)
+        return JSONResponse(
+            status_code=503,
+            content={"error": "database_unavailable",
+                     "message": "the database is unavailable; retry shortly", "field": None},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    raise exc
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, _domain)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database)  # type: ignore[arg-type]

@@ -1,0 +1,36 @@
+"""The backorder queues, for ops and parts managers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import ServicesDep
+from backorders.domain.lifecycle import LineStatus
+from backorders.schemas import BackorderDetailOut, BackorderPage
+from backorders.services import views
+
+router = APIRouter(tags=["backorders"])
+
+
+@router.get("/backorders", response_model=BackorderPage)
+async def list_backorders(
+    services: ServicesDep,
+    sku: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[LineStatus | None, Query(
+        description="Filter backordered lines by status; without it, lines still waiting")] = None,
+    customer_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> BackorderPage:
+    """Backordered lines with their queue position, quantities and age, by SKU and queue order."""
+    return await views.list_backorders(services.engine, sku=sku, status=status,
+                                       customer_id=customer_id, limit=limit, offset=offset)
+
+
+@router.get("/backorders/{line_id}", response_model=BackorderDetailOut)
+async def get_backorder(line_id: uuid.UUID, services: ServicesDep) -> BackorderDetailOut:
+    """One line with its allocations and its timeline."""
+    return await views.get_backorder(services.engine, line_id)

@@ -1,0 +1,66 @@
+"""Order intake, reading and cancellation (the sales channels' side)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from api.deps import ServicesDep
+from backorders.schemas import CancelIn, OrderIn, OrderOut
+from backorders.services import orders, views
+
+router = APIRouter(tags=["orders"])
+
+_ERRORS = {
+    409: {"description": "The order conflicts with an earlier one, or a SKU's policy refuses "
+                         "to backorder a line"},
+    422: {"description": "Malformed request or unknown SKU; `field` names what is wrong"},
+}
+
+
+@router.post("/orders", response_model=OrderOut, status_code=201,
+             responses={200: {"model": OrderOut, "description": "Replay of an earlier order"},
+                        **_ERRORS})
+async def place_order(body: OrderIn, services: ServicesDep, response: Response) -> OrderOut:
+    """Split each line into what ships now and what waits; start one workflow per line.
+
+    Idempotent per (channel, order_number): the same request again answers the same
+    order with 200 and `Idempotent-Replayed: true`; a different request with the same
+    number is refused with 409."""
+    result = await orders.place_order(services.engine, body, services.settings)
+    if not result.created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    await services.hand_off(result.outbox_ids)
+    return await views.get_order(services.engine, result.order_id)
+
+
+@router.get("/orders", response_model=OrderOut)
+async def find_order(
+    services: ServicesDep,
+    channel: Annotated[str, Query(min_length=1, max_length=32)],
+    order_number: Annotated[str, Query(min_length=1, max_length=128)],
+) -> OrderOut:
+    """Look an order up by the channel's own order number."""
+    return await views.find_order(services.engine, channel, order_number)
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+async def get_order(order_id: uuid.UUID, services: ServicesDep) -> OrderOut:
+    return await views.get_order(services.engine, order_id)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_order(
+    order_id: uuid.UUID,
+    services: ServicesDep,
+    body: Annotated[CancelIn | None, Body()] = None,
+) -> OrderOut:
+    """Cancel whatever has not begun its hand-over to the carrier; freed units go to the
+    next waiting lines. Safe to repeat."""
+    result = await orders.cancel_order(services.engine, order_id, body or CancelIn(),
+                                       services.settings)
+    await services.hand_off(result.outbox_ids)
+    return await views.get_order(services.engine, order_id)

@@ -1,0 +1,1 @@
+"""Backorders: split orders, wait durably for stock, allocate fairly, dispatch."""

@@ -1,0 +1,91 @@
+"""Inputs and outputs of the line workflow and its activities.
+
+Plain dataclasses so the SDK's default converter carries them and workflow code can
+import them inside the sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass
+class AllocationRef:
+    """A quantity reserved for a line, as announced to its workflow."""
+
+    allocation_id: str
+    quantity: int
+    # stock (reserved at intake), receipt, stock_count, release (freed by a cancellation)
+    source: str
+    receipt_id: str | None = None
+
+
+@dataclass
+class LineInput:
+    line_id: str
+    order_id: str
+    order_number: str
+    channel: str
+    sku: str
+    customer_id: str
+    customer_tier: str
+    quantity: int
+    backordered_quantity: int
+    intake_allocation: AllocationRef | None = None
+
+
+@dataclass
+class CancelNotice:
+    event_id: str
+    reason: str
+    waiting_quantity: int
+    allocations: list[AllocationRef] = field(default_factory=list)
+
+
+@dataclass
+class StepInput:
+    allocation_id: str
+    line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass
+class StepResult:
+    allocation_id: str
+    status: str
+    tracking_number: str | None = None
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    kind: str
+    message: str
+
+
+@dataclass
+class AllocationView:
+    allocation_id: str
+    quantity: int
+    source: str
+    status: str
+    receipt_id: str | None = None
+    tracking_number: str | None = None
+
+
+@dataclass
+class LineState:
+    line_id: str
+    order_id: str
+    order_number: str
+    sku: str
+    customer_id: str
+    customer_tier: str
+    status: str
+    quantity: int
+    waiting_quantity: int
+    shipped_quantity: int
+    cancelled_quantity: int
+    allocations: list[AllocationView]
+    timeline: list[TimelineEntry]

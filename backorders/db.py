@@ -1,0 +1,63 @@
+"""Engine and transactions. Every write runs in `transaction()`, which retries the whole
+unit of work when PostgreSQL aborts it for a deadlock or serialisation conflict."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import psycopg.errors
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        connect_args={
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "connect_timeout": 5,
+        },
+    )
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and isinstance(exc.orig, _RETRYABLE)
+
+
+async def transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one transaction, retrying it from the start on lock conflicts."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(_is_conflict),
+        stop=stop_after_attempt(8),
+        wait=wait_random_exponential(multiplier=0.01, max=0.5),
+        reraise=True,
+    ):
+        with attempt:
+            async with engine.begin() as conn:
+                return await work(conn)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))

@@ -1,0 +1,1 @@
+"""Pure business rules: no I/O, safe to import from workflow code."""

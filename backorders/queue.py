@@ -1,0 +1,31 @@
+"""The allocation order of a SKU's waiting lines: the one place this rule lives.
+
+FIFO serves lines by when their order was placed. Priority serves by customer tier
+(platinum first), then larger orders, then order time. The arrival sequence breaks the
+last ties so the order is total and stable."""
+
+from __future__ import annotations
+
+from backorders.domain.customers import AllocationPolicy
+
+_PRIORITY_KEYS = ("{a}.tier_rank", "{a}.order_value DESC")
+_FIFO_KEYS = ("{a}.placed_at", "{a}.seq")
+
+
+def queue_order_by(policy: AllocationPolicy | str, alias: str = "l") -> str:
+    """ORDER BY keys for one SKU whose policy is known."""
+    keys = _FIFO_KEYS
+    if AllocationPolicy(policy) is AllocationPolicy.PRIORITY:
+        keys = _PRIORITY_KEYS + _FIFO_KEYS
+    return ", ".join(k.format(a=alias) for k in keys)
+
+
+def queue_order_by_column(policy_column: str, alias: str = "l") -> str:
+    """The same keys when the policy is a column, for queues of many SKUs at once."""
+    priority = f"{policy_column} = '{AllocationPolicy.PRIORITY.value}'"
+    keys = []
+    for key in _PRIORITY_KEYS:
+        column, _, direction = key.format(a=alias).partition(" ")
+        keys.append(f"CASE WHEN {priority} THEN {column} END {direction}".rstrip())
+    keys += [k.format(a=alias) for k in _FIFO_KEYS]
+    return ", ".join(keys)

@@ -1,0 +1,255 @@
+"""What clients send and what they get back. Validation happens here, at the edge, so a
+bad request is refused with the field it got wrong before anything is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from backorders.domain.customers import AllocationPolicy, Tier
+from backorders.domain.lifecycle import AllocationStatus, LineStatus, OrderStatus
+
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+Sku = Annotated[
+    str,
+    StringConstraints(pattern=SKU_PATTERN),
+    Field(description="Stock keeping unit: letters, digits, '.', '_', '-'; at most 64."),
+]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Quantity = Annotated[int, Field(gt=0, le=1_000_000_000)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    def fingerprint(self) -> str:
+        """A stable hash of the request, to tell a replay from a different request."""
+        body = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+# --- products and stock -------------------------------------------------------------
+
+
+class BackorderPolicy(Command):
+    allowed: bool = True
+    max_quantity: Annotated[int, Field(ge=0, le=1_000_000_000)] | None = Field(
+        default=None, description="Most units of this SKU that may wait at once, across lines."
+    )
+    discontinued: bool = False
+
+
+class ProductIn(Command):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    backorder: BackorderPolicy = Field(default_factory=BackorderPolicy)
+    allocation_policy: AllocationPolicy = AllocationPolicy.FIFO
+
+
+class ProductOut(BaseModel):
+    sku: str
+    name: str | None
+    backorder: BackorderPolicy
+    allocation_policy: AllocationPolicy
+    created_at: datetime
+    updated_at: datetime
+
+
+class StockCountIn(Command):
+    on_hand: Annotated[int, Field(ge=0, le=1_000_000_000)]
+    reference: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None, description="The count sheet or ERP document behind this figure."
+    )
+
+
+class InventoryOut(BaseModel):
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    backordered: int
+    allocated: list[AllocationOut] = Field(
+        default_factory=list, description="Allocations this change made to waiting lines."
+    )
+
+
+# --- orders ---------------------------------------------------------------------------
+
+
+class CustomerIn(Command):
+    id: Identifier
+    email: EmailStr | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[1-9][0-9]{6,14}$")] | None = None
+    tier: Tier = Tier.STANDARD
+
+
+class OrderLineIn(Command):
+    sku: Sku
+    quantity: Quantity
+    unit_price: Money
+
+
+class OrderIn(Command):
+    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,31}$")] = Field(
+        description="Sales channel, e.g. web, retail, marketplace, edi, phone."
+    )
+    order_number: Identifier
+    placed_at: AwareDatetime | None = Field(
+        default=None, description="When the customer placed the order; defaults to now."
+    )
+    customer: CustomerIn
+    lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=500)]
+
+    @field_validator("placed_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime | None) -> datetime | None:
+        from datetime import UTC, timedelta
+
+        if value is not None and value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError("must not be in the future")
+        return value
+
+
+class CancelIn(Command):
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+    line_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="Cancel only these lines; all lines when omitted."
+    )
+
+
+class CustomerOut(BaseModel):
+    id: str
+    email: str | None
+    phone: str | None
+    tier: Tier
+
+
+class OrderLineOut(BaseModel):
+    id: uuid.UUID
+    line_no: int
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    fulfillable_quantity: int = Field(description="Reserved from stock when the order came in.")
+    backordered_quantity: int = Field(description="Still waiting for stock.")
+    in_progress_quantity: int = Field(description="Allocated and on its way through dispatch.")
+    shipped_quantity: int
+    cancelled_quantity: int
+    status: LineStatus
+    workflow_id: str
+
+
+class OrderOut(BaseModel):
+    id: uuid.UUID
+    channel: str
+    order_number: str
+    placed_at: datetime
+    status: OrderStatus
+    order_value: Decimal
+    customer: CustomerOut
+    lines: list[OrderLineOut]
+    created_at: datetime
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+
+
+# --- receipts and allocation ----------------------------------------------------------
+
+
+class ReceiptIn(Command):
+    receipt_id: Identifier = Field(description="The ERP's goods receipt id; the idempotency key.")
+    sku: Sku
+    quantity: Quantity
+    purchase_order: Identifier | None = None
+
+
+class AllocationOut(BaseModel):
+    allocation_id: uuid.UUID
+    line_id: uuid.UUID
+    order_id: uuid.UUID
+    quantity: int
+
+
+class ReceiptOut(BaseModel):
+    receipt_id: str
+    sku: str
+    quantity: int
+    purchase_order: str | None
+    received_at: datetime
+    allocated_quantity: int
+    to_stock_quantity: int = Field(description="Units left over after the queue, now available.")
+    allocations: list[AllocationOut]
+
+
+# --- backorder views ------------------------------------------------------------------
+
+
+class BackorderOut(BaseModel):
+    line_id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    channel: str
+    sku: str
+    customer_id: str
+    customer_tier: Tier
+    quantity: int
+    backordered_quantity: int
+    in_progress_quantity: int
+    shipped_quantity: int
+    cancelled_quantity: int
+    status: LineStatus
+    queue_position: int | None = Field(
+        description="1 is served first by the next receipt; null when nothing waits."
+    )
+    units_ahead: int | None = Field(description="Units waiting ahead of this line in its queue.")
+    placed_at: datetime
+    backordered_at: datetime
+    age_seconds: int
+    workflow_id: str
+
+
+class AllocationDetail(BaseModel):
+    allocation_id: uuid.UUID
+    quantity: int
+    source: str
+    receipt_id: str | None
+    status: AllocationStatus
+    tracking_number: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+
+
+class TimelineEventOut(BaseModel):
+    at: datetime
+    kind: str
+    message: str
+    data: dict
+
+
+class BackorderDetailOut(BackorderOut):
+    allocations: list[AllocationDetail]
+    timeline: list[TimelineEventOut]
+
+
+class BackorderPage(BaseModel):
+    items: list[BackorderOut]
+    total: int
+    limit: int
+    offset: int
+
+
+InventoryOut.model_rebuild()

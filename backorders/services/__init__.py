@@ -1,0 +1,1 @@
+"""Transactional business operations against PostgreSQL."""

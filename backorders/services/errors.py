@@ -1,0 +1,26 @@
+"""Business refusals, each with a stable code, a message for a person, and the field at
+fault, so the API can answer 4xx that say exactly what was wrong."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 409
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Invalid(DomainError):
+    status_code = 422

@@ -1,0 +1,149 @@
+"""Products, their policies, and counted stock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backorders.db import transaction
+from backorders.schemas import (
+    AllocationOut,
+    BackorderPolicy,
+    InventoryOut,
+    ProductIn,
+    ProductOut,
+    StockCountIn,
+)
+from backorders.services import stock
+from backorders.services.allocation import allocate_to_queue
+from backorders.services.errors import Conflict, NotFound
+from backorders.settings import Settings
+
+
+async def put_product(engine: AsyncEngine, sku: str, body: ProductIn) -> tuple[ProductOut, bool]:
+    async def work(conn: AsyncConnection) -> tuple[ProductOut, bool]:
+        row = (
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO products (sku, name, backorder_allowed, backorder_max_quantity,
+                                          discontinued, allocation_policy)
+                    VALUES (:sku, :name, :allowed, :max_quantity, :discontinued, :policy)
+                    ON CONFLICT (sku) DO UPDATE SET
+                        name = EXCLUDED.name,
+                        backorder_allowed = EXCLUDED.backorder_allowed,
+                        backorder_max_quantity = EXCLUDED.backorder_max_quantity,
+                        discontinued = EXCLUDED.discontinued,
+                        allocation_policy = EXCLUDED.allocation_policy,
+                        updated_at = now()
+                    RETURNING *, (xmax = 0) AS created
+                    """
+                ),
+                {
+                    "sku": sku,
+                    "name": body.name,
+                    "allowed": body.backorder.allowed,
+                    "max_quantity": body.backorder.max_quantity,
+                    "discontinued": body.backorder.discontinued,
+                    "policy": body.allocation_policy.value,
+                },
+            )
+        ).one()
+        await conn.execute(
+            sa.text("INSERT INTO stock (sku) VALUES (:sku) ON CONFLICT DO NOTHING"), {"sku": sku}
+        )
+        return _product_out(row), row.created
+
+    return await transaction(engine, work)
+
+
+async def get_product(engine: AsyncEngine, sku: str) -> ProductOut:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(sa.text("SELECT * FROM products WHERE sku = :sku"), {"sku": sku})
+        ).one_or_none()
+    if row is None:
+        raise NotFound("unknown_sku", f"no product with SKU {sku!r}", field="sku")
+    return _product_out(row)
+
+
+def _product_out(row: sa.Row) -> ProductOut:
+    return ProductOut(
+        sku=row.sku,
+        name=row.name,
+        backorder=BackorderPolicy(
+            allowed=row.backorder_allowed,
+            max_quantity=row.backorder_max_quantity,
+            discontinued=row.discontinued,
+        ),
+        allocation_policy=row.allocation_policy,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def get_inventory(engine: AsyncEngine, sku: str) -> InventoryOut:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text("SELECT on_hand, reserved, backordered FROM stock WHERE sku = :sku"),
+                {"sku": sku},
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound("unknown_sku", f"no product with SKU {sku!r}", field="sku")
+    return InventoryOut(
+        sku=sku, on_hand=row.on_hand, reserved=row.reserved,
+        available=row.on_hand - row.reserved, backordered=row.backordered,
+    )
+
+
+@dataclass
+class CountResult:
+    inventory: InventoryOut
+    outbox_ids: list[int]
+
+
+async def count_stock(
+    engine: AsyncEngine, sku: str, body: StockCountIn, settings: Settings
+) -> CountResult:
+    """Set the counted on-hand figure. An increase serves the queue like a receipt; a
+    count below what is already reserved for customers is refused, not silently oversold."""
+
+    async def work(conn: AsyncConnection) -> CountResult:
+        row = (await stock.lock(conn, [sku])).get(sku)
+        if row is None:
+            raise NotFound("unknown_sku", f"no product with SKU {sku!r}", field="sku")
+        if body.on_hand < row.reserved:
+            raise Conflict(
+                "count_below_reserved",
+                f"on_hand {body.on_hand} is below the {row.reserved} unit(s) already reserved "
+                f"for customer lines of {sku}; cancel or ship those first",
+                field="on_hand",
+            )
+        delta = body.on_hand - row.on_hand
+        run_allocations: list[AllocationOut] = []
+        outbox_ids: list[int] = []
+        if delta:
+            row.on_hand = body.on_hand
+            await stock.save(conn, row)
+            await stock.record_movement(conn, row, delta, "stock_count", body.reference)
+            run = await allocate_to_queue(
+                conn, row, settings, source="stock_count", label="a stock count"
+            )
+            outbox_ids = run.inline_outbox_ids
+            run_allocations = [
+                AllocationOut(allocation_id=a.allocation_id, line_id=a.line_id,
+                              order_id=a.order_id, quantity=a.quantity)
+                for a in run.allocations
+            ]
+        return CountResult(
+            InventoryOut(sku=sku, on_hand=row.on_hand, reserved=row.reserved,
+                         available=row.available, backordered=row.backordered,
+                         allocated=run_allocations),
+            outbox_ids,
+        )
+
+    return await transaction(engine, work)

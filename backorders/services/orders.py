@@ -1,0 +1,313 @@
+"""Order intake and cancellation.
+
+Intake is one transaction: it records the order, reserves what is on the shelf, splits
+every line into what ships now and what waits, and writes the messages that start each
+line's workflow. Either all of it commits or none of it does; the outbox then makes
+sure every recorded line has its workflow running."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backorders.db import transaction
+from backorders.domain.customers import TIER_RANK, Tier
+from backorders.domain.lifecycle import CANCELLABLE, AllocationStatus, line_status
+from backorders.schemas import CancelIn, OrderIn
+from backorders.services import lines, outbox, stock
+from backorders.services.allocation import allocate_to_queue
+from backorders.services.errors import Conflict, Invalid, NotFound
+from backorders.settings import Settings
+
+
+@dataclass
+class IntakeResult:
+    order_id: uuid.UUID
+    created: bool
+    outbox_ids: list[int]
+
+
+async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) -> IntakeResult:
+    fingerprint = body.fingerprint()
+
+    async def work(conn: AsyncConnection) -> IntakeResult:
+        order_id = uuid.uuid4()
+        placed_at = body.placed_at or datetime.now(UTC)
+        order_value = sum((ln.unit_price * ln.quantity for ln in body.lines), Decimal(0))
+        await _upsert_customer(conn, body)
+        inserted = (
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO orders (id, channel, order_number, placed_at, customer_id,
+                                        customer_tier, customer_email, customer_phone,
+                                        order_value, request_hash)
+                    VALUES (:id, :channel, :number, :placed_at, :customer_id, :tier, :email,
+                            :phone, :value, :hash)
+                    ON CONFLICT (channel, order_number) DO NOTHING
+                    RETURNING id
+                    """
+                ),
+                {"id": order_id, "channel": body.channel, "number": body.order_number,
+                 "placed_at": placed_at, "customer_id": body.customer.id,
+                 "tier": body.customer.tier.value, "email": body.customer.email,
+                 "phone": body.customer.phone, "value": order_value, "hash": fingerprint},
+            )
+        ).one_or_none()
+        if inserted is None:
+            return await _replay(conn, body, fingerprint)
+
+        stock_rows = await stock.lock(conn, (ln.sku for ln in body.lines))
+        for index, ln in enumerate(body.lines):
+            if ln.sku not in stock_rows:
+                raise Invalid("unknown_sku", f"no product with SKU {ln.sku!r}",
+                              field=f"lines[{index}].sku")
+
+        line_rows, intake_allocations, events = [], [], []
+        for index, ln in enumerate(body.lines):
+            row = stock_rows[ln.sku]
+            fulfillable = min(ln.quantity, max(row.available, 0))
+            waiting = ln.quantity - fulfillable
+            if waiting:
+                _check_backorder_policy(row, waiting, index)
+            row.reserved += fulfillable
+            row.backordered += waiting
+            line_id = uuid.uuid4()
+            in_progress = [AllocationStatus.ALLOCATED] if fulfillable else []
+            line_rows.append({
+                "id": line_id, "order_id": order_id, "line_no": index + 1, "sku": ln.sku,
+                "quantity": ln.quantity, "unit_price": ln.unit_price,
+                "fulfillable_quantity": fulfillable, "initial_backordered": waiting,
+                "waiting_quantity": waiting,
+                "status": line_status(waiting=waiting, shipped=0, in_progress=in_progress).value,
+                "workflow_id": outbox.workflow_id_for(line_id),
+                "placed_at": placed_at, "tier_rank": TIER_RANK[Tier(body.customer.tier)],
+                "order_value": order_value, "customer_id": body.customer.id,
+            })
+            if fulfillable:
+                intake_allocations.append({
+                    "id": uuid.uuid4(), "line_id": line_id, "order_id": order_id,
+                    "sku": ln.sku, "quantity": fulfillable, "source": "stock",
+                })
+                events.append(lines.Event(line_id, "reserved",
+                                          f"{fulfillable} unit(s) reserved from stock",
+                                          {"quantity": fulfillable}))
+            if waiting:
+                events.append(lines.Event(line_id, "backordered",
+                                          f"{waiting} unit(s) backordered: {ln.sku} is short",
+                                          {"quantity": waiting}))
+
+        await conn.execute(
+            sa.text(
+                """
+                INSERT INTO order_lines (id, order_id, line_no, sku, quantity, unit_price,
+                    fulfillable_quantity, initial_backordered, waiting_quantity, status,
+                    workflow_id, placed_at, tier_rank, order_value, customer_id)
+                VALUES (:id, :order_id, :line_no, :sku, :quantity, :unit_price,
+                    :fulfillable_quantity, :initial_backordered, :waiting_quantity, :status,
+                    :workflow_id, :placed_at, :tier_rank, :order_value, :customer_id)
+                """
+            ),
+            line_rows,
+        )
+        if intake_allocations:
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO allocations (id, line_id, order_id, sku, quantity, source, status)
+                    VALUES (:id, :line_id, :order_id, :sku, :quantity, :source, 'allocated')
+                    """
+                ),
+                intake_allocations,
+            )
+        for row in stock_rows.values():
+            await stock.save(conn, row)
+        await lines.record(conn, events)
+        outbox_ids = await outbox.enqueue(
+            conn, outbox.START, [(r["id"], {}) for r in line_rows], settings
+        )
+        return IntakeResult(order_id, True, outbox_ids)
+
+    return await transaction(engine, work)
+
+
+def _check_backorder_policy(row: stock.StockRow, waiting: int, index: int) -> None:
+    field = f"lines[{index}].quantity"
+    if row.discontinued:
+        raise Conflict(
+            "sku_discontinued",
+            f"{row.sku} is discontinued: only {row.available} unit(s) left, none can be backordered",
+            field=field,
+        )
+    if not row.backorder_allowed:
+        raise Conflict(
+            "backorder_not_allowed",
+            f"{row.sku} cannot be backordered and only {max(row.available, 0)} unit(s) are available",
+            field=field,
+        )
+    limit = row.backorder_max_quantity
+    if limit is not None and row.backordered + waiting > limit:
+        raise Conflict(
+            "backorder_limit_exceeded",
+            f"{row.sku} allows at most {limit} unit(s) on backorder; {row.backordered} already "
+            f"wait and this line would add {waiting}",
+            field=field,
+        )
+
+
+async def _replay(conn: AsyncConnection, body: OrderIn, fingerprint: str) -> IntakeResult:
+    row = (
+        await conn.execute(
+            sa.text(
+                "SELECT id, request_hash FROM orders WHERE channel = :c AND order_number = :n"
+            ),
+            {"c": body.channel, "n": body.order_number},
+        )
+    ).one()
+    if row.request_hash != fingerprint:
+        raise Conflict(
+            "order_conflict",
+            f"order {body.order_number!r} from channel {body.channel!r} was already placed "
+            "with different contents",
+            field="order_number",
+        )
+    return IntakeResult(row.id, False, [])
+
+
+async def _upsert_customer(conn: AsyncConnection, body: OrderIn) -> None:
+    c = body.customer
+    await conn.execute(
+        sa.text(
+            """
+            INSERT INTO customers (id, email, phone, tier) VALUES (:id, :email, :phone, :tier)
+            ON CONFLICT (id) DO UPDATE SET
+                email = coalesce(EXCLUDED.email, customers.email),
+                phone = coalesce(EXCLUDED.phone, customers.phone),
+                tier = EXCLUDED.tier, updated_at = now()
+            """
+        ),
+        {"id": c.id, "email": c.email, "phone": c.phone, "tier": c.tier.value},
+    )
+
+
+@dataclass
+class CancelResult:
+    order_id: uuid.UUID
+    cancelled_quantity: int
+    outbox_ids: list[int]
+
+
+async def cancel_order(
+    engine: AsyncEngine, order_id: uuid.UUID, body: CancelIn, settings: Settings
+) -> CancelResult:
+    """Cancel what has not begun its hand-over to the carrier: the waiting quantity and
+    any allocation not yet dispatching. Freed units go to the next lines in the queue."""
+    reason = body.reason or "cancelled on request"
+
+    async def work(conn: AsyncConnection) -> CancelResult:
+        order = (
+            await conn.execute(sa.text("SELECT id FROM orders WHERE id = :id"), {"id": order_id})
+        ).one_or_none()
+        if order is None:
+            raise NotFound("unknown_order", f"no order {order_id}", field="order_id")
+        order_lines = (
+            await conn.execute(
+                sa.text("SELECT id, sku FROM order_lines WHERE order_id = :id ORDER BY id"),
+                {"id": order_id},
+            )
+        ).all()
+        wanted = {r.id for r in order_lines}
+        if body.line_ids is not None:
+            for index, line_id in enumerate(body.line_ids):
+                if line_id not in wanted:
+                    raise Invalid("unknown_line", f"line {line_id} is not part of order {order_id}",
+                                  field=f"line_ids[{index}]")
+            wanted = set(body.line_ids)
+        targets = [r for r in order_lines if r.id in wanted]
+        stock_rows = await stock.lock(conn, (r.sku for r in targets))
+        locked = (
+            await conn.execute(
+                sa.text(
+                    """
+                    SELECT id, sku, waiting_quantity FROM order_lines
+                    WHERE id = ANY(:ids) ORDER BY id FOR UPDATE
+                    """
+                ),
+                {"ids": [r.id for r in targets]},
+            )
+        ).all()
+        released = (
+            await conn.execute(
+                sa.text(
+                    """
+                    UPDATE allocations SET status = 'cancelled', cancelled_at = now(),
+                                           updated_at = now()
+                    WHERE line_id = ANY(:ids) AND status = ANY(:cancellable)
+                      AND dispatch_started_at IS NULL
+                    RETURNING id, line_id, quantity
+                    """
+                ),
+                {"ids": [r.id for r in targets], "cancellable": [s.value for s in CANCELLABLE]},
+            )
+        ).all()
+        by_line: dict[uuid.UUID, list[sa.Row]] = {}
+        for a in released:
+            by_line.setdefault(a.line_id, []).append(a)
+
+        notices, events, total = [], [], 0
+        for ln in locked:
+            freed = by_line.get(ln.id, [])
+            cancelled = ln.waiting_quantity + sum(a.quantity for a in freed)
+            if not cancelled:
+                continue
+            total += cancelled
+            row = stock_rows[ln.sku]
+            row.backordered -= ln.waiting_quantity
+            row.reserved -= sum(a.quantity for a in freed)
+            await conn.execute(
+                sa.text(
+                    """
+                    UPDATE order_lines SET waiting_quantity = 0,
+                        cancelled_quantity = cancelled_quantity + :n, updated_at = now()
+                    WHERE id = :id
+                    """
+                ),
+                {"id": ln.id, "n": cancelled},
+            )
+            notices.append((ln.id, {
+                "event_id": str(uuid.uuid4()), "reason": reason,
+                "waiting_quantity": ln.waiting_quantity,
+                "allocations": [{"allocation_id": str(a.id), "quantity": a.quantity,
+                                 "source": "cancelled"} for a in freed],
+            }))
+            events.append(lines.Event(ln.id, "cancelled", f"{cancelled} unit(s) cancelled: {reason}",
+                                      {"quantity": cancelled, "waiting": ln.waiting_quantity,
+                                       "allocations": [str(a.id) for a in freed]}))
+        await lines.refresh_status(conn, (ln.id for ln in locked))
+        await lines.record(conn, events)
+        outbox_ids = await outbox.enqueue(conn, outbox.CANCELLED, notices, settings)
+        for row in stock_rows.values():
+            await stock.save(conn, row)
+            run = await allocate_to_queue(conn, row, settings, source="release",
+                                          label=f"units freed by cancelling order {order_id}")
+            outbox_ids += run.inline_outbox_ids
+        if body.line_ids is None and total:
+            await conn.execute(
+                sa.text(
+                    """
+                    UPDATE orders SET cancelled_at = coalesce(cancelled_at, now()),
+                                      cancel_reason = coalesce(cancel_reason, :reason)
+                    WHERE id = :id
+                    """
+                ),
+                {"id": order_id, "reason": reason},
+            )
+        return CancelResult(order_id, total, outbox_ids)
+
+    return await transaction(engine, work)
+

@@ -1,0 +1,71 @@
+"""One typed settings object, read from environment variables (and `.env` when present)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # External servers. When unset, `make run` starts embedded ones and sets these for its children.
+    database_url: str = "postgresql://postgres@127.0.0.1:54320/backorders"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "backorders"
+
+    # Embedded stack (used only by `make run` when DATABASE_URL / TEMPORAL_ADDRESS are unset).
+    data_dir: Path = Path(".data")
+    embedded_pg_port: int = 54320
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Database pool.
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_statement_timeout_ms: int = 30_000
+
+    # Simulated warehouse step durations, in seconds.
+    warehouse_pick_seconds: float = 2.0
+    warehouse_pack_seconds: float = 2.0
+    warehouse_carrier_seconds: float = 3.0
+
+    # Outbox hand-off from PostgreSQL to the line workflows.
+    outbox_poll_seconds: float = 1.0
+    outbox_batch_size: int = 500
+    outbox_concurrency: int = 64
+    outbox_max_attempts: int = 25
+    outbox_inline_limit: int = 100
+    outbox_inline_grace_seconds: float = 10.0
+
+    # Worker tuning.
+    worker_max_concurrent_activities: int = 200
+    worker_max_concurrent_workflow_tasks: int = 100
+    worker_max_cached_workflows: int = 10_000
+
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        """Accept plain libpq URLs and use the psycopg 3 driver for them."""
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix):]
+        return value
+
+    @property
+    def libpq_url(self) -> str:
+        """The same URL without the SQLAlchemy driver suffix, for psycopg and psql."""
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

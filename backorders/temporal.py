@@ -1,0 +1,61 @@
+"""Connecting to Temporal and preparing a namespace for the line workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from backorders import search_attributes
+from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings, *, attempts: int = 1) -> Client:
+    """Connect, retrying for a while when the server is still starting."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace
+            )
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the custom search attributes the line workflows set (idempotent)."""
+    wanted = {key.name for key in search_attributes.ALL}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        wanted -= set(existing.custom_attributes)
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server
+            raise
+    if not wanted:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={
+                    name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in wanted
+                },
+            )
+        )
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
+    log.info("registered search attributes %s", ", ".join(sorted(wanted)))

@@ -1,0 +1,126 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or TEST_DATABASE_URL / DATABASE_URL),
+Temporal's time-skipping test server, and a worker with the outbox relay per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
+
+from backorders import migrate
+from backorders.db import create_engine
+from backorders.embedded.ports import free_port
+from backorders.embedded.postgres import EmbeddedPostgres
+from backorders.models import Base
+from backorders.settings import Settings
+from backorders.temporal import ensure_search_attributes
+from tests.support import RunningWorker, start_worker
+
+
+def _external_server_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    name = f"backorders_test_{uuid.uuid4().hex[:8]}"
+    external = _external_server_url()
+    if external:
+        admin = Settings(database_url=external).libpq_url
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = admin.rsplit("/", 1)[0] + f"/{name}"
+        migrate.upgrade(url)
+        yield url
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", port=free_port(), durable=False)
+    pg.start()
+    try:
+        pg.ensure_database(name)
+        url = pg.url_for(name)
+        migrate.upgrade(url)
+        yield url
+    finally:
+        pg.stop(mode="immediate")
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        task_queue="backorders-test",
+        warehouse_pick_seconds=0,
+        warehouse_pack_seconds=0,
+        warehouse_carrier_seconds=0,
+        outbox_poll_seconds=0.2,
+        outbox_inline_grace_seconds=2.0,
+        db_pool_size=20,
+        db_max_overflow=20,
+    )
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    """Each test gets its own task queue, so workflows of other tests never reach it."""
+    return base_settings.model_copy(update={"task_queue": f"test-{uuid.uuid4().hex[:10]}"})
+
+
+@pytest.fixture(scope="session")
+async def engine(base_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(base_settings)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncEngine:
+    """A clean database for the test."""
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+def test_server_path() -> str:
+    return str(Path(sys.executable).parent / "temporal-test-server")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path())
+    await ensure_search_attributes(env.client, env.client.namespace)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def worker(
+    temporal_env: WorkflowEnvironment, db: AsyncEngine, settings: Settings
+) -> AsyncIterator[RunningWorker]:
+    async with start_worker(temporal_env.client, db, settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def api(
+    temporal_env: WorkflowEnvironment, db: AsyncEngine, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    from api.app import create_app
+
+    app = create_app(settings, engine=db, client=temporal_env.client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://backorders") as client:
+            yield client

@@ -1,0 +1,85 @@
+"""The worker process: runs the line workflows and their activities, and relays the
+outbox to them. Start as many as you like; they share the work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.dispatch import DispatchActivities
+from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
+from backorders import logs
+from backorders.db import create_engine
+from backorders.services.outbox import OutboxDeliverer, OutboxRelay
+from backorders.settings import Settings, get_settings
+from backorders.temporal import connect, ensure_search_attributes
+from workflows.line import LineWorkflow
+
+log = logging.getLogger("backorders.worker")
+
+
+def simulated_warehouse(engine: AsyncEngine, settings: Settings) -> SimulatedWarehouse:
+    return SimulatedWarehouse(
+        engine,
+        StepDelays(
+            pick=settings.warehouse_pick_seconds,
+            pack=settings.warehouse_pack_seconds,
+            carrier=settings.warehouse_carrier_seconds,
+        ),
+    )
+
+
+def build_worker(
+    client: Client, engine: AsyncEngine, settings: Settings, warehouse: Warehouse
+) -> Worker:
+    dispatch = DispatchActivities(engine, warehouse)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[LineWorkflow],
+        activities=dispatch.all(),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+    )
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        client = await connect(settings, attempts=60)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings))
+        relay = OutboxRelay(OutboxDeliverer(engine, client, settings), settings)
+        log.info("worker polling task queue %r on %s", settings.task_queue,
+                 settings.temporal_address)
+        async with worker:
+            relay_task = asyncio.create_task(relay.run(stop))
+            await stop.wait()
+            log.info("worker stopping")
+            await relay_task
+
+
+def main() -> None:
+    settings = get_settings()
+    logs.setup(settings.log_level)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workflow definitions. Deterministic code only: all I/O happens in activities."""
