@@ -10,3 +10,4 @@ def setup(level: str = "INFO") -> None:
     )
     # The SDK's own worker chatter is noise at INFO; keep its warnings.
     logging.getLogger("temporalio.worker._workflow_instance").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -102,9 +102,9 @@ class EmbeddedPostgres:
     def start(self) -> None:
         self.init()
         if self.is_running():
-            raise RuntimeError(
-                f"PostgreSQL is already running on {self.data_dir}; stop the other stack first"
-            )
+            # Left over from a run that was killed; it is ours, so restart it cleanly.
+            log.warning("PostgreSQL was still running on %s; restarting it", self.data_dir)
+            self.stop()
         self.log_file.touch()
         self._own(self.log_file)
         options = [f"-h {self.host}", f"-p {self.port}", f"-k {self.data_dir}",

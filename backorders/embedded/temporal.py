@@ -55,7 +55,9 @@ class TemporalDevServer:
         for key in search_attributes.ALL:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        # Own session: Ctrl-C reaches the stack runner, which stops things in order.
+        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while not port_in_use(self.port, self.host):
             if self._proc.poll() is not None:
@@ -65,6 +67,10 @@ class TemporalDevServer:
                 raise RuntimeError("Temporal dev server did not start in time")
             time.sleep(0.1)
         log.info("Temporal dev server listening on %s", self.address)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def stop(self, timeout: float = 20.0) -> None:
         if self._proc is None or self._proc.poll() is not None:

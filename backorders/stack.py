@@ -1,0 +1,227 @@
+"""`make run`: the whole stack on one machine, from wheels, with no Docker.
+
+Starts an embedded PostgreSQL (unless DATABASE_URL is set), migrates it, starts the
+Temporal dev server with its web UI and a SQLite file (unless TEMPORAL_ADDRESS is set),
+then the worker and the API, and prints where each listens. Data lives under
+`.data/`, so a second run finds waiting orders and workflows again. Ctrl-C stops
+everything in order: API, worker, Temporal, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from backorders import logs, migrate
+from backorders.embedded.ports import port_in_use
+from backorders.embedded.postgres import EmbeddedPostgres
+from backorders.embedded.temporal import TemporalDevServer
+from backorders.settings import Settings
+
+log = logging.getLogger("backorders.stack")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.absolute()
+        self.env = dict(os.environ)
+        self.postgres: EmbeddedPostgres | None = None
+        self.temporal: TemporalDevServer | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._owns_data_dir = False
+
+    @property
+    def _lock_file(self) -> Path:
+        return self.data_dir / "stack.json"
+
+    def _claim(self) -> None:
+        """One stack per data directory. A live one is left alone; the leftovers of one
+        that was killed (kill -9, a closed terminal) are stopped before we start."""
+        if self._lock_file.exists():
+            try:
+                previous = json.loads(self._lock_file.read_text())
+            except ValueError:
+                previous = {}
+            if _alive(previous.get("runner")):
+                raise SystemExit(
+                    f"another Backorders stack (pid {previous['runner']}) is using "
+                    f"{self.data_dir}; stop it first"
+                )
+            for name, pid in previous.get("children", {}).items():
+                if _alive(pid):
+                    log.warning("stopping the %s (pid %s) left by an earlier run", name, pid)
+                    _terminate(pid)
+        self._owns_data_dir = True
+        self._record()
+
+    def _record(self) -> None:
+        if not self._owns_data_dir:
+            return
+        self._lock_file.write_text(json.dumps({
+            "runner": os.getpid(),
+            "children": {name: p.pid for name, p in self.children.items()}
+            | ({"temporal": self.temporal.pid} if self.temporal and self.temporal.pid else {}),
+        }))
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._claim()
+        s = self.settings
+        if "DATABASE_URL" not in os.environ:
+            self.postgres = EmbeddedPostgres(self.data_dir / "pg", port=s.embedded_pg_port)
+            if port_in_use(s.embedded_pg_port) and not self.postgres.is_running():
+                raise SystemExit(f"port {s.embedded_pg_port} is taken; set EMBEDDED_PG_PORT")
+            self.postgres.start()
+            self.postgres.ensure_database("backorders")
+            self.env["DATABASE_URL"] = self.postgres.url_for("backorders")
+        database_url = Settings(database_url=self.env["DATABASE_URL"]).database_url
+        migrate.upgrade(database_url)
+        log.info("database schema is up to date")
+
+        if "TEMPORAL_ADDRESS" not in os.environ:
+            self.temporal = TemporalDevServer(
+                port=s.temporal_port, ui_port=s.temporal_ui_port,
+                db_file=self.data_dir / "temporal.db", log_file=self.data_dir / "temporal.log",
+            )
+            self.temporal.start()
+            self._record()
+            self.env["TEMPORAL_ADDRESS"] = self.temporal.address
+
+        if port_in_use(s.api_port, s.api_host):
+            raise SystemExit(f"port {s.api_port} is taken; set API_PORT")
+        self._spawn("worker", [sys.executable, str(ROOT / "worker.py")])
+        self._spawn("api", [sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory",
+                            "--host", s.api_host, "--port", str(s.api_port),
+                            "--log-level", "warning"])
+        self._wait_for_api()
+
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        # Own session, so Ctrl-C reaches only this runner, which then stops children in order.
+        self.children[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env,
+                                               start_new_session=True)
+        self._record()
+
+    def _wait_for_api(self, timeout: float = 60.0) -> None:
+        url = f"http://{self.settings.api_host}:{self.settings.api_port}/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_children()
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the API did not become healthy at {url}")
+
+    def _check_children(self) -> None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"the {name} exited with status {proc.returncode}")
+
+    def banner(self) -> str:
+        s = self.settings
+        lines = [
+            "",
+            "Backorders is running",
+            f"  API           http://{s.api_host}:{s.api_port}   (OpenAPI docs at /docs)",
+        ]
+        if self.temporal is not None:
+            lines.append(f"  Temporal UI   http://{self.temporal.host}:{s.temporal_ui_port}"
+                         f"   (namespace {s.temporal_namespace})")
+        lines.append(f"  Temporal      {self.env['TEMPORAL_ADDRESS']}"
+                     + ("   (dev server, state in .data/temporal.db)" if self.temporal else ""))
+        database = self.env["DATABASE_URL"]
+        lines.append(f"  PostgreSQL    {database}"
+                     + ("   (embedded, data in .data/pg)" if self.postgres else ""))
+        lines.append(f"  Worker        pid {self.children['worker'].pid}, "
+                     f"task queue {s.task_queue!r}")
+        lines += ["", "Press Ctrl-C to stop.", ""]
+        return "\n".join(lines)
+
+    def watch(self) -> None:
+        while True:
+            self._check_children()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for name in ("api", "worker"):
+            proc = self.children.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                proc.kill()
+                proc.wait()
+        if self.temporal is not None:
+            self.temporal.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self._owns_data_dir:
+            self._lock_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate(pid: int, timeout: float = 20.0) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    settings = Settings()
+    logs.setup(settings.log_level)
+    os.chdir(ROOT)
+    stack = Stack(settings)
+    # Installed explicitly: a shell that backgrounds us may have set SIGINT to ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = 0
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        stack.watch()
+    except KeyboardInterrupt:
+        print("\nstopping Backorders...", flush=True)
+    except Exception as exc:  # noqa: BLE001 - report plainly, then clean up
+        log.error("%s", exc)
+        code = 1
+    finally:
+        stack.stop()
+        print("stopped.", flush=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
