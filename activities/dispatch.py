@@ -62,20 +62,27 @@ class DispatchActivities:
         outcome = await self._guard(dispatch.advance(self._engine, allocation_id, S.PACKED))
         return _result(step, outcome)
 
+    @activity.defn(name="label")
+    async def label(self, step: StepInput) -> StepResult:
+        """Label the parcel and book the carrier: it now awaits collection."""
+        allocation_id = uuid.UUID(step.allocation_id)
+        outcome = await self._guard(dispatch.current(self._engine, allocation_id))
+        if outcome.status is S.CANCELLED or has_reached(outcome.status, S.AWAITING_SHIPMENT):
+            return _result(step, outcome)
+        await self._warehouse.book_carrier(_task(step))
+        outcome = await self._guard(
+            dispatch.advance(self._engine, allocation_id, S.AWAITING_SHIPMENT)
+        )
+        return _result(step, outcome)
+
     @activity.defn(name="ship")
     async def ship(self, step: StepInput) -> StepResult:
+        """Hand the parcel to the carrier once it calls: the point of no return."""
         allocation_id = uuid.UUID(step.allocation_id)
         task = _task(step)
         outcome = await self._guard(dispatch.current(self._engine, allocation_id))
         if outcome.status in (S.CANCELLED, S.DISPATCHED):
             return _result(step, outcome)
-        if not has_reached(outcome.status, S.AWAITING_SHIPMENT):
-            await self._warehouse.book_carrier(task)
-            outcome = await self._guard(
-                dispatch.advance(self._engine, allocation_id, S.AWAITING_SHIPMENT)
-            )
-            if outcome.status is S.CANCELLED:
-                return _result(step, outcome)
         await self._warehouse.await_collection(task)
         outcome = await self._guard(dispatch.begin_dispatch(self._engine, allocation_id))
         if outcome.status in (S.CANCELLED, S.DISPATCHED):
@@ -92,4 +99,4 @@ class DispatchActivities:
         await self._warehouse.release(_task(step))
 
     def all(self) -> list:
-        return [self.pick, self.pack, self.ship, self.release]
+        return [self.pick, self.pack, self.label, self.ship, self.release]

@@ -72,9 +72,15 @@ def base_settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def settings(base_settings: Settings) -> Settings:
-    """Each test gets its own task queue, so workflows of other tests never reach it."""
-    return base_settings.model_copy(update={"task_queue": f"test-{uuid.uuid4().hex[:10]}"})
+def settings(base_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Each test gets its own task queue, so workflows of other tests never reach it.
+    `@pytest.mark.warehouse(pick=30)` slows the simulated warehouse for one test."""
+    update: dict[str, object] = {"task_queue": f"test-{uuid.uuid4().hex[:10]}"}
+    marker = request.node.get_closest_marker("warehouse")
+    if marker is not None:
+        for step, seconds in marker.kwargs.items():
+            update[f"warehouse_{step}_seconds"] = seconds
+    return base_settings.model_copy(update=update)
 
 
 @pytest.fixture(scope="session")
@@ -97,8 +103,10 @@ def test_server_path() -> str:
     return str(Path(sys.executable).parent / "temporal-test-server")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test (about 0.1 s): it only skips time while no
+    task is pending anywhere, so work left by another test would stop its clock."""
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path())
     await ensure_search_attributes(env.client, env.client.namespace)
     yield env
@@ -115,8 +123,13 @@ async def worker(
 
 @pytest.fixture
 async def api(
-    temporal_env: WorkflowEnvironment, db: AsyncEngine, settings: Settings
+    temporal_env: WorkflowEnvironment,
+    db: AsyncEngine,
+    settings: Settings,
+    worker: RunningWorker,
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The API, with a worker behind it: a workflow task nobody polls would stop the
+    time-skipping server's clock."""
     from api.app import create_app
 
     app = create_app(settings, engine=db, client=temporal_env.client)

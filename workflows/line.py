@@ -45,7 +45,12 @@ DISPATCH_RETRY = RetryPolicy(
 STEP_TIMEOUT = timedelta(minutes=10)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 
-DISPATCH_STEPS = (DispatchActivities.pick, DispatchActivities.pack, DispatchActivities.ship)
+DISPATCH_STEPS = (
+    DispatchActivities.pick,
+    DispatchActivities.pack,
+    DispatchActivities.label,
+    DispatchActivities.ship,
+)
 
 
 @workflow.defn(name="BackorderLine")
