@@ -296,3 +296,66 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - the poll timer covers the gap
                 log.debug("outbox listener reconnecting: %s", exc)
                 await asyncio.sleep(1.0)
+
+
+# --- ops: see and replay what could not be delivered -------------------------------------
+
+_MESSAGE_COLUMNS = (
+    "id, kind, line_id, payload, created_at, available_at, delivered_at, dead_at, attempts, "
+    "last_error"
+)
+
+
+async def list_messages(
+    engine: AsyncEngine, *, state: str, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    where = {
+        "pending": "delivered_at IS NULL AND dead_at IS NULL",
+        "dead": "dead_at IS NOT NULL",
+        "delivered": "delivered_at IS NOT NULL",
+    }[state]
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    f"""
+                    SELECT {_MESSAGE_COLUMNS}, count(*) OVER () AS total
+                    FROM outbox WHERE {where} ORDER BY id LIMIT :limit OFFSET :offset
+                    """
+                ),
+                {"limit": limit, "offset": offset},
+            )
+        ).mappings().all()
+    total = rows[0]["total"] if rows else 0
+    return [{k: v for k, v in r.items() if k != "total"} for r in rows], total
+
+
+async def replay(engine: AsyncEngine, message_id: int) -> bool:
+    """Put a dead (or stuck) message back in line for delivery; False if it was delivered."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    """
+                    UPDATE outbox SET dead_at = NULL, attempts = 0, available_at = now()
+                    WHERE id = :id AND delivered_at IS NULL
+                    RETURNING id
+                    """
+                ),
+                {"id": message_id},
+            )
+        ).one_or_none()
+        if row is not None:
+            await wake_relay(conn)
+        return row is not None
+
+
+async def get_message(engine: AsyncEngine, message_id: int) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(f"SELECT {_MESSAGE_COLUMNS} FROM outbox WHERE id = :id"),
+                {"id": message_id},
+            )
+        ).mappings().one_or_none()
+    return dict(row) if row is not None else None

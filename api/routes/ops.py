@@ -1,0 +1,64 @@
+"""What ops need when a hand-off to a workflow keeps failing: see it, fix the cause,
+replay it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from api.deps import ServicesDep
+from backorders.services import outbox
+from backorders.services.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/ops", tags=["operations"])
+
+
+class OutboxMessage(BaseModel):
+    id: int
+    kind: str
+    line_id: uuid.UUID
+    payload: dict[str, Any]
+    created_at: datetime
+    available_at: datetime
+    delivered_at: datetime | None
+    dead_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+
+class OutboxPage(BaseModel):
+    items: list[OutboxMessage]
+    total: int
+
+
+@router.get("/outbox", response_model=OutboxPage)
+async def list_outbox(
+    services: ServicesDep,
+    state: Annotated[Literal["pending", "dead", "delivered"], Query()] = "dead",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> OutboxPage:
+    """Messages to line workflows: `dead` ones gave up after repeated failures."""
+    items, total = await outbox.list_messages(services.engine, state=state, limit=limit,
+                                              offset=offset)
+    return OutboxPage(items=[OutboxMessage(**i) for i in items], total=total)
+
+
+@router.post("/outbox/{message_id}/replay", response_model=OutboxMessage)
+async def replay_outbox(
+    message_id: Annotated[int, Path(ge=1)], services: ServicesDep
+) -> OutboxMessage:
+    """Deliver a dead message again (workflows ignore repeats, so this is always safe)."""
+    if await outbox.get_message(services.engine, message_id) is None:
+        raise NotFound("unknown_message", f"no outbox message {message_id}", field="message_id")
+    if not await outbox.replay(services.engine, message_id):
+        raise Conflict("already_delivered", f"message {message_id} was already delivered",
+                       field="message_id")
+    await services.hand_off([message_id])
+    message = await outbox.get_message(services.engine, message_id)
+    assert message is not None
+    return OutboxMessage(**message)

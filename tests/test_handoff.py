@@ -1,0 +1,139 @@
+"""The hand-off from a committed transaction to a line workflow survives the crash that
+matters: the process that committed dies before it signals. Messages delivered twice,
+or in the wrong order, change nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from temporalio.client import Client
+
+from backorders.embedded.ports import free_port
+from backorders.schemas import CancelIn, OrderIn, ProductIn, ReceiptIn
+from backorders.services import inventory, orders, outbox, receipts
+from tests.support import check_invariants, eventually, rows, scalar, start_worker, wait_settled
+from workflows.line import LineWorkflow
+
+
+def _order(number: str, sku: str, quantity: int) -> OrderIn:
+    return OrderIn.model_validate({
+        "channel": "web", "order_number": number,
+        "customer": {"id": "c-1", "tier": "standard"},
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price": "5.00"}],
+    })
+
+
+async def _undelivered(db) -> int:
+    return await scalar(db, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+
+
+async def test_relay_starts_lines_and_delivers_allocations_the_writer_never_handed_off(
+    db, worker, settings
+):
+    # Call the services the way the API does, then "die": never hand off after commit.
+    await inventory.put_product(db, "HAND-1", ProductIn())
+    placed = await orders.place_order(db, _order("H-1", "HAND-1", 2), settings)
+    line = (await rows(db, "SELECT id, workflow_id FROM order_lines"))[0]
+    assert await _undelivered(db) == 1
+
+    handle = worker.client.get_workflow_handle_for(LineWorkflow.run, line.workflow_id)
+    await eventually(lambda: _undelivered(db), lambda n: n == 0, what="relay to start the line")
+    state = await handle.query(LineWorkflow.state)
+    assert (state.status, state.waiting_quantity) == ("backordered", 2)
+
+    result = await receipts.receive(db, ReceiptIn(receipt_id="HR-1", sku="HAND-1", quantity=2),
+                                    settings)
+    assert result.outbox_ids  # the writer was supposed to deliver these, and did not
+    final = await handle.result()
+    assert (final.status, final.shipped_quantity) == ("dispatched", 2)
+    assert placed.created
+    await check_invariants(db)
+
+
+async def test_large_receipts_go_straight_to_the_relay(db, worker, settings):
+    small = settings.model_copy(update={"outbox_inline_limit": 2})
+    await inventory.put_product(db, "HAND-2", ProductIn())
+    for n in range(5):
+        await orders.place_order(db, _order(f"L-{n}", "HAND-2", 1), small)
+    result = await receipts.receive(db, ReceiptIn(receipt_id="BIG", sku="HAND-2", quantity=5),
+                                    small)
+    assert result.outbox_ids == []  # too many to deliver inline: left to the relay, at once
+    due = await scalar(db, "SELECT count(*) FROM outbox WHERE kind = 'line.allocated' "
+                           "AND available_at <= created_at")
+    assert due == 5
+    await wait_settled(db)
+    assert await scalar(db, "SELECT sum(shipped_quantity) FROM order_lines") == 5
+
+
+async def test_a_message_delivered_twice_is_applied_once(db, worker, settings):
+    await inventory.put_product(db, "HAND-3", ProductIn())
+    await orders.place_order(db, _order("D-1", "HAND-3", 3), settings)
+    await eventually(lambda: _undelivered(db), lambda n: n == 0)
+    got = await receipts.receive(db, ReceiptIn(receipt_id="DR-1", sku="HAND-3", quantity=1),
+                                 settings)
+    deliverer = outbox.OutboxDeliverer(db, worker.client, settings)
+    for _ in range(3):  # the writer delivers, crashes before marking it, and retries
+        async with db.begin() as conn:
+            await conn.execute(sa.text("UPDATE outbox SET delivered_at = NULL"))
+        await deliverer.deliver(got.outbox_ids)
+    line = (await rows(db, "SELECT workflow_id FROM order_lines"))[0]
+    handle = worker.client.get_workflow_handle_for(LineWorkflow.run, line.workflow_id)
+    state = await eventually(lambda: handle.query(LineWorkflow.state),
+                             lambda s: s.shipped_quantity == 1)
+    assert state.waiting_quantity == 2 and len(state.allocations) == 1
+    await wait_settled(db)
+    assert await scalar(db, "SELECT sum(handovers) FROM sim_warehouse_tasks") == 1
+    await check_invariants(db)
+
+
+async def test_a_cancel_that_overtakes_its_allocation_wins(db, temporal_env, settings):
+    await inventory.put_product(db, "HAND-4", ProductIn())
+    async with start_worker(temporal_env.client, db, settings, relay=False) as running:
+        deliverer = outbox.OutboxDeliverer(db, running.client, settings)
+        placed = await orders.place_order(db, _order("O-1", "HAND-4", 2), settings)
+        await deliverer.deliver(placed.outbox_ids)
+        allocated = await receipts.receive(
+            db, ReceiptIn(receipt_id="OR-1", sku="HAND-4", quantity=2), settings)
+        cancelled = await orders.cancel_order(db, placed.order_id, CancelIn(reason="test"),
+                                              settings)
+        # Deliver the cancellation first, then the allocation it cancelled.
+        await deliverer.deliver(cancelled.outbox_ids)
+        await deliverer.deliver(allocated.outbox_ids)
+        line = (await rows(db, "SELECT workflow_id FROM order_lines"))[0]
+        final = await running.client.get_workflow_handle_for(
+            LineWorkflow.run, line.workflow_id).result()
+    assert (final.status, final.cancelled_quantity, final.waiting_quantity) == ("cancelled", 2, 0)
+    assert [a.status for a in final.allocations] == ["cancelled"]
+    assert await scalar(db, "SELECT count(*) FROM sim_warehouse_tasks") == 0  # never picked
+    assert await scalar(db, "SELECT on_hand - reserved FROM stock") == 2  # back on the shelf
+    await check_invariants(db)
+
+
+async def test_messages_that_keep_failing_go_dead_and_ops_can_replay_them(db, api, worker,
+                                                                          settings):
+    await inventory.put_product(db, "HAND-5", ProductIn())
+    placed = await orders.place_order(db, _order("F-1", "HAND-5", 1), settings)
+    # Temporal unreachable: every attempt fails until the message is declared dead.
+    nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    failing = outbox.OutboxDeliverer(db, nowhere, settings.model_copy(
+        update={"outbox_max_attempts": 2}))
+    for _ in range(2):
+        report = await failing.deliver(placed.outbox_ids)
+        assert report.failed == 1
+    dead = (await api.get("/ops/outbox", params={"state": "dead"})).json()
+    assert dead["total"] == 1
+    message = dead["items"][0]
+    assert message["attempts"] == 2 and message["last_error"]
+
+    r = await api.post(f"/ops/outbox/{message['id']}/replay")
+    assert r.status_code == 200, r.text
+    assert r.json()["delivered_at"] is not None and r.json()["dead_at"] is None
+    again = await api.post(f"/ops/outbox/{message['id']}/replay")
+    assert again.status_code == 409 and again.json()["field"] == "message_id"
+    missing = await api.post("/ops/outbox/999999/replay")
+    assert missing.status_code == 404
+    line = (await rows(db, "SELECT workflow_id FROM order_lines"))[0]
+    state = await worker.client.get_workflow_handle(line.workflow_id).describe()
+    assert state.id == line.workflow_id
+    assert uuid.UUID(message["line_id"])
