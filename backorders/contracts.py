@@ -32,6 +32,10 @@ class LineInput:
     quantity: int
     backordered_quantity: int
     intake_allocation: AllocationRef | None = None
+    # Continue as new once the history has this many events (and nothing is in flight).
+    history_limit: int = 10_000
+    # Set only when a run continues as new: everything the line has been through so far.
+    progress: LineProgress | None = None
 
 
 @dataclass
@@ -72,6 +76,16 @@ class AllocationView:
     status: str
     receipt_id: str | None = None
     tracking_number: str | None = None
+
+
+@dataclass
+class LineProgress:
+    waiting_quantity: int
+    shipped_quantity: int
+    cancelled_quantity: int
+    allocations: list[AllocationView]
+    seen_cancels: list[str]
+    timeline: list[TimelineEntry]
 
 
 @dataclass

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     outbox_inline_limit: int = 100
     outbox_inline_grace_seconds: float = 10.0
 
+    # A line workflow continues as new past this many history events (Temporal's own
+    # suggestion also triggers it); only very large lines received in many lots get there.
+    line_history_limit: int = 10_000
+
     # Worker tuning.
     worker_max_concurrent_activities: int = 200
     worker_max_concurrent_workflow_tasks: int = 100

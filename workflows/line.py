@@ -9,10 +9,12 @@ search attributes)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
@@ -22,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         AllocationView,
         CancelNotice,
         LineInput,
+        LineProgress,
         LineState,
         StepInput,
         StepResult,
@@ -44,6 +47,8 @@ DISPATCH_RETRY = RetryPolicy(
 )
 STEP_TIMEOUT = timedelta(minutes=10)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Timeline entries carried into a continued run; the database keeps the full timeline.
+CARRIED_TIMELINE = 100
 
 DISPATCH_STEPS = (
     DispatchActivities.pick,
@@ -58,16 +63,21 @@ class LineWorkflow:
     @workflow.init
     def __init__(self, line: LineInput) -> None:
         self._line = line
+        self._to_dispatch: list[str] = []
+        self._dispatching = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._status: LineStatus | None = None
+        self._failure: str | None = None
+        progress = line.progress
+        if progress is not None:
+            self._restore(progress)
+            return
         self._waiting = line.backordered_quantity
         self._shipped = 0
         self._cancelled = 0
         self._allocations: dict[str, AllocationView] = {}
-        self._to_dispatch: list[str] = []
-        self._dispatching = 0
-        self._tasks: list[asyncio.Task[None]] = []
         self._seen_cancels: set[str] = set()
         self._timeline: list[TimelineEntry] = []
-        self._status: LineStatus | None = None
         if line.backordered_quantity:
             self._note("backordered", f"{line.backordered_quantity} unit(s) waiting for stock")
         if line.intake_allocation is not None:
@@ -77,7 +87,19 @@ class LineWorkflow:
     async def run(self, line: LineInput) -> LineState:
         self._publish_status()
         while not self._finished():
-            await workflow.wait_condition(lambda: bool(self._to_dispatch) or self._finished())
+            await workflow.wait_condition(
+                lambda: bool(self._to_dispatch)
+                or self._finished()
+                or self._failure is not None
+                or self._should_continue_as_new()
+            )
+            if self._failure is not None:
+                raise ApplicationError(self._failure, type="DispatchFailed", non_retryable=True)
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._should_continue_as_new():
+                    self._note("continued", "history continued in a new run")
+                    workflow.continue_as_new(self._continued_input())
             while self._to_dispatch:
                 self._dispatching += 1
                 self._tasks.append(asyncio.create_task(self._dispatch(self._to_dispatch.pop(0))))
@@ -167,6 +189,12 @@ class LineWorkflow:
                     retry_policy=DISPATCH_RETRY,
                 )
                 self._note("released", f"{allocation.quantity} picked unit(s) put back")
+        except ActivityError as err:
+            # Retries are unlimited, so only a non-retryable refusal ends up here: the
+            # ledger and this line disagree. Fail loudly rather than wait forever.
+            self._failure = (f"dispatch of allocation {allocation_id} failed: "
+                             f"{err.cause.message if err.cause else err.message}")
+            self._note("failed", self._failure)
         finally:
             self._dispatching -= 1
 
@@ -186,6 +214,37 @@ class LineWorkflow:
         else:
             self._note(new.value, f"{allocation.quantity} unit(s) {new.value.replace('_', ' ')}")
         self._publish_status()
+
+    # --- continue as new ----------------------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        idle = not self._to_dispatch and self._dispatching == 0
+        too_long = (info.is_continue_as_new_suggested()
+                    or info.get_current_history_length() >= self._line.history_limit)
+        return idle and too_long and not self._finished()
+
+    def _continued_input(self) -> LineInput:
+        return dataclasses.replace(self._line, progress=LineProgress(
+            waiting_quantity=self._waiting,
+            shipped_quantity=self._shipped,
+            cancelled_quantity=self._cancelled,
+            allocations=list(self._allocations.values()),
+            seen_cancels=sorted(self._seen_cancels),
+            timeline=self._timeline[-CARRIED_TIMELINE:],
+        ))
+
+    def _restore(self, progress: LineProgress) -> None:
+        self._waiting = progress.waiting_quantity
+        self._shipped = progress.shipped_quantity
+        self._cancelled = progress.cancelled_quantity
+        self._allocations = {a.allocation_id: a for a in progress.allocations}
+        self._seen_cancels = set(progress.seen_cancels)
+        self._timeline = list(progress.timeline)
+        # Nothing was in flight when the previous run continued; resume anything unfinished
+        # all the same (every step is idempotent).
+        self._to_dispatch = [a.allocation_id for a in progress.allocations
+                             if S(a.status) not in TERMINAL]
 
     # --- bookkeeping --------------------------------------------------------------------
 

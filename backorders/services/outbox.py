@@ -196,6 +196,7 @@ class OutboxDeliverer:
                 quantity=r.quantity,
                 backordered_quantity=r.initial_backordered,
                 intake_allocation=intake,
+                history_limit=self._settings.line_history_limit,
             )
         return inputs
 
