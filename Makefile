@@ -6,13 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean lock
+.PHONY: setup run test bench histories lint clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[local,test]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,6 +25,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Record line workflow histories for the replay tests (keep the old files: running
+# workflows started on older code must still replay). Usage: make histories TAG=v2
+histories: $(STAMP)
+	@test -n "$(TAG)" || (echo "usage: make histories TAG=<version>"; exit 2)
+	RECORD_HISTORIES=$(TAG) $(BIN)/python -m pytest -q tests/test_replay.py -k fresh
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
 
 # Refresh the pinned set of transitive dependencies after changing pyproject.toml.
 lock: $(STAMP)

@@ -29,7 +29,7 @@ class Services:
             return
         try:
             await asyncio.wait_for(self.deliverer.deliver(outbox_ids), timeout=15)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("hand-off of %d message(s) deferred to the relay: %r",
                         len(outbox_ids), exc)
 

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.absolute()
-        self.env = dict(os.environ)
+        self.env = dict(os.environ if env is None else env)
         self.postgres: EmbeddedPostgres | None = None
         self.temporal: TemporalDevServer | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -77,7 +77,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._claim()
         s = self.settings
-        if "DATABASE_URL" not in os.environ:
+        if "DATABASE_URL" not in self.env:
             self.postgres = EmbeddedPostgres(self.data_dir / "pg", port=s.embedded_pg_port)
             if port_in_use(s.embedded_pg_port) and not self.postgres.is_running():
                 raise SystemExit(f"port {s.embedded_pg_port} is taken; set EMBEDDED_PG_PORT")
@@ -88,7 +88,7 @@ class Stack:
         migrate.upgrade(database_url)
         log.info("database schema is up to date")
 
-        if "TEMPORAL_ADDRESS" not in os.environ:
+        if "TEMPORAL_ADDRESS" not in self.env:
             self.temporal = TemporalDevServer(
                 port=s.temporal_port, ui_port=s.temporal_ui_port,
                 db_file=self.data_dir / "temporal.db", log_file=self.data_dir / "temporal.log",
@@ -214,7 +214,7 @@ def main() -> None:
         stack.watch()
     except KeyboardInterrupt:
         print("\nstopping Backorders...", flush=True)
-    except Exception as exc:  # noqa: BLE001 - report plainly, then clean up
+    except Exception as exc:
         log.error("%s", exc)
         code = 1
     finally:

@@ -18,12 +18,12 @@ async def health(services: ServicesDep) -> JSONResponse:
     try:
         await asyncio.wait_for(ping(services.engine), timeout=3)
         checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     try:
         await asyncio.wait_for(services.client.service_client.check_health(), timeout=3)
         checks["temporal"] = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         checks["temporal"] = f"unavailable: {type(exc).__name__}"
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(

@@ -55,7 +55,7 @@ async def replay_outbox(
     """Deliver a dead message again (workflows ignore repeats, so this is always safe)."""
     if await outbox.get_message(services.engine, message_id) is None:
         raise NotFound("unknown_message", f"no outbox message {message_id}", field="message_id")
-    if not await outbox.replay(services.engine, message_id):
+    if not await outbox.replay(services.engine, message_id, services.settings):
         raise Conflict("already_delivered", f"message {message_id} was already delivered",
                        field="message_id")
     await services.hand_off([message_id])

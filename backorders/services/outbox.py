@@ -15,8 +15,8 @@ number of API and worker processes. A row that keeps failing backs off and, afte
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -144,14 +144,14 @@ class OutboxDeliverer:
             outcomes = await asyncio.gather(
                 *(self._send(r.kind, inputs[r.line_id], r.payload) for r in rows)
             )
-            delivered = [r.id for r, error in zip(rows, outcomes) if error is None]
+            delivered = [r.id for r, error in zip(rows, outcomes, strict=True) if error is None]
             if delivered:
                 await conn.execute(
                     sa.text("UPDATE outbox SET delivered_at = now() WHERE id = ANY(:ids)"),
                     {"ids": delivered},
                 )
             report.delivered = len(delivered)
-            for row, error in zip(rows, outcomes):
+            for row, error in zip(rows, outcomes, strict=True):
                 if error is None:
                     continue
                 attempts = row.attempts + 1
@@ -232,7 +232,7 @@ class OutboxDeliverer:
                 # workflow has finished: either way there is nothing left to do.
                 if signal is not None:
                     log.info("line %s already finished; %s not needed", line.line_id, kind)
-            except Exception as exc:  # noqa: BLE001 - recorded on the row and retried
+            except Exception as exc:
                 return f"{type(exc).__name__}: {exc}"
         return None
 
@@ -265,7 +265,7 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     report = await self._deliverer.deliver()
-                except Exception:  # noqa: BLE001 - e.g. PostgreSQL restarting; try again
+                except Exception:
                     log.exception("outbox relay pass failed")
                     report = DeliveryReport()
                 if report.claimed >= self._settings.outbox_batch_size:
@@ -294,7 +294,7 @@ class OutboxRelay:
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the poll timer covers the gap
+            except Exception as exc:
                 log.debug("outbox listener reconnecting: %s", exc)
                 await asyncio.sleep(1.0)
 
@@ -331,23 +331,23 @@ async def list_messages(
     return [{k: v for k, v in r.items() if k != "total"} for r in rows], total
 
 
-async def replay(engine: AsyncEngine, message_id: int) -> bool:
-    """Put a dead (or stuck) message back in line for delivery; False if it was delivered."""
+async def replay(engine: AsyncEngine, message_id: int, settings: Settings) -> bool:
+    """Put a dead (or stuck) message back for the caller to deliver, with the relay as
+    the fallback as for any writer; False if it was already delivered."""
     async with engine.begin() as conn:
         row = (
             await conn.execute(
                 sa.text(
                     """
-                    UPDATE outbox SET dead_at = NULL, attempts = 0, available_at = now()
+                    UPDATE outbox SET dead_at = NULL, attempts = 0,
+                           available_at = now() + make_interval(secs => :grace)
                     WHERE id = :id AND delivered_at IS NULL
                     RETURNING id
                     """
                 ),
-                {"id": message_id},
+                {"id": message_id, "grace": settings.outbox_inline_grace_seconds},
             )
         ).one_or_none()
-        if row is not None:
-            await wake_relay(conn)
         return row is not None
 
 

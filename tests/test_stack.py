@@ -1,0 +1,73 @@
+"""`make run` end to end: real processes, the Temporal dev server with its SQLite file and
+an embedded PostgreSQL. A waiting line survives a full stop and start of the stack."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from backorders.embedded.ports import free_port, port_in_use
+from backorders.settings import Settings
+from backorders.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+
+def _stack(data_dir, ports: dict[str, int]) -> Stack:
+    settings = Settings(_env_file=None, data_dir=data_dir, api_port=ports["api"],
+                        temporal_port=ports["temporal"], temporal_ui_port=ports["ui"],
+                        embedded_pg_port=ports["pg"])
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "TEST_DATABASE_URL")}
+    env.update(API_PORT=str(ports["api"]), WAREHOUSE_PICK_SECONDS="0",
+               WAREHOUSE_PACK_SECONDS="0", WAREHOUSE_CARRIER_SECONDS="0")
+    return Stack(settings, env)
+
+
+def _wait_for(check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_waiting_line_survives_stopping_and_starting_the_stack(tmp_path):
+    ports = {name: free_port() for name in ("api", "temporal", "ui", "pg")}
+    api = httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=10)
+
+    first = _stack(tmp_path / "data", ports)
+    try:
+        first.start()
+        banner = first.banner()
+        assert f"http://127.0.0.1:{ports['api']}" in banner
+        assert f"http://127.0.0.1:{ports['ui']}" in banner
+        assert port_in_use(ports["ui"])  # the Temporal web UI is up
+        assert api.put("/products/KEEP", json={}).status_code == 201
+        r = api.post("/orders", json={
+            "channel": "web", "order_number": "K-1", "customer": {"id": "c"},
+            "lines": [{"sku": "KEEP", "quantity": 2, "unit_price": "3.00"}]})
+        assert r.status_code == 201
+        order = r.json()
+    finally:
+        first.stop()
+    assert not port_in_use(ports["api"]) and not port_in_use(ports["temporal"])
+    assert not port_in_use(ports["pg"])
+
+    second = _stack(tmp_path / "data", ports)
+    try:
+        second.start()
+        assert api.get(f"/orders/{order['id']}").json()["status"] == "backordered"
+        r = api.post("/receipts", json={"receipt_id": "K-R", "sku": "KEEP", "quantity": 2})
+        assert r.status_code == 201 and r.json()["allocated_quantity"] == 2
+        done = _wait_for(lambda: api.get(f"/orders/{order['id']}").json()["status"] == "completed")
+        assert done
+        line = api.get(f"/orders/{order['id']}").json()["lines"][0]
+        assert line["shipped_quantity"] == 2
+    finally:
+        second.stop()
