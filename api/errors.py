@@ -53,7 +53,9 @@ def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     )
 
 
-def _domain(_: Request, exc: DomainError) -> JSONResponse:
+def _domain(request: Request, exc: DomainError) -> JSONResponse:
+    log.info("%s %s refused: %s (%s) %s", request.method, request.url.path, exc.code,
+             exc.field, exc.message)
     return JSONResponse(
         status_code=exc.status_code,
         content={"error": exc.code, "message": exc.message, "field": exc.field},

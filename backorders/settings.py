@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = 200
     worker_max_concurrent_workflow_tasks: int = 100
     worker_max_cached_workflows: int = 10_000
+    # On shutdown, let running activities finish this long before cancelling them.
+    worker_graceful_shutdown_seconds: float = 20.0
 
     log_level: str = "INFO"
 

@@ -66,6 +66,7 @@ def base_settings(database_url: str) -> Settings:
         warehouse_carrier_seconds=0,
         outbox_poll_seconds=0.2,
         outbox_inline_grace_seconds=2.0,
+        worker_graceful_shutdown_seconds=0,
         db_pool_size=20,
         db_max_overflow=20,
     )

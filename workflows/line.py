@@ -47,6 +47,12 @@ DISPATCH_RETRY = RetryPolicy(
 )
 STEP_TIMEOUT = timedelta(minutes=10)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# What a finished step means, as the workflow hears of it once the activity completes.
+STEP_DONE = {
+    S.PICKING: "picked",
+    S.PACKED: "packed",
+    S.AWAITING_SHIPMENT: "labelled, awaiting carrier collection",
+}
 # Timeline entries carried into a continued run; the database keeps the full timeline.
 CARRIED_TIMELINE = 100
 
@@ -212,7 +218,7 @@ class LineWorkflow:
             self._cancelled += allocation.quantity
             self._note("cancelled", f"{allocation.quantity} allocated unit(s) cancelled")
         else:
-            self._note(new.value, f"{allocation.quantity} unit(s) {new.value.replace('_', ' ')}")
+            self._note(new.value, f"{allocation.quantity} unit(s) {STEP_DONE[new]}")
         self._publish_status()
 
     # --- continue as new ----------------------------------------------------------------
@@ -279,3 +285,5 @@ class LineWorkflow:
 
     def _note(self, kind: str, message: str) -> None:
         self._timeline.append(TimelineEntry(workflow.now(), kind, message))
+        workflow.logger.info("line %s (%s, order %s): %s", self._line.line_id, self._line.sku,
+                             self._line.order_number, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -20,6 +21,8 @@ from backorders.services import stock
 from backorders.services.allocation import allocate_to_queue
 from backorders.services.errors import Conflict, NotFound
 from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 async def put_product(engine: AsyncEngine, sku: str, body: ProductIn) -> tuple[ProductOut, bool]:
@@ -134,6 +137,8 @@ async def count_stock(
                 conn, row, settings, source="stock_count", label="a stock count"
             )
             outbox_ids = run.inline_outbox_ids
+            log.info("stock count %s: on hand %+d to %d, %d unit(s) allocated to waiting lines",
+                     sku, delta, row.on_hand, sum(a.quantity for a in run.allocations))
             run_allocations = [
                 AllocationOut(allocation_id=a.allocation_id, line_id=a.line_id,
                               order_id=a.order_id, quantity=a.quantity)

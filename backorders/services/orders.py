@@ -7,6 +7,7 @@ sure every recorded line has its workflow running."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from backorders.services import lines, outbox, stock
 from backorders.services.allocation import allocate_to_queue
 from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -131,6 +134,10 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
         outbox_ids = await outbox.enqueue(
             conn, outbox.START, [(r["id"], {}) for r in line_rows], settings
         )
+        log.info("order %s/%s accepted for customer %s: %s", body.channel, body.order_number,
+                 body.customer.id, "; ".join(
+                     f"{r['sku']} x{r['quantity']} ({r['fulfillable_quantity']} from stock, "
+                     f"{r['waiting_quantity']} backordered)" for r in line_rows))
         return IntakeResult(order_id, True, outbox_ids)
 
     return await transaction(engine, work)
@@ -176,6 +183,8 @@ async def _replay(conn: AsyncConnection, body: OrderIn, fingerprint: str) -> Int
             "with different contents",
             field="order_number",
         )
+    log.info("order %s/%s received again: answered with the original, nothing changed",
+             body.channel, body.order_number)
     return IntakeResult(row.id, False, [])
 
 
@@ -307,6 +316,7 @@ async def cancel_order(
                 ),
                 {"id": order_id, "reason": reason},
             )
+        log.info("order %s: %d unit(s) cancelled (%s)", order_id, total, reason)
         return CancelResult(order_id, total, outbox_ids)
 
     return await transaction(engine, work)

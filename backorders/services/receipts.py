@@ -3,6 +3,7 @@ The receipt id is the idempotency key: a replay answers the first result again."
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -14,6 +15,8 @@ from backorders.services import stock
 from backorders.services.allocation import allocate_to_queue
 from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +66,9 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> R
             sa.text("UPDATE receipts SET allocated_quantity = :n WHERE receipt_id = :id"),
             {"n": allocated, "id": body.receipt_id},
         )
+        log.info("receipt %s: %d x %s, %d allocated to %d waiting line(s), %d to stock",
+                 body.receipt_id, body.quantity, body.sku, allocated, len(run.allocations),
+                 body.quantity - allocated)
         receipt = ReceiptOut(
             receipt_id=body.receipt_id,
             sku=body.sku,
