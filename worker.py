@@ -8,6 +8,7 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -36,6 +37,16 @@ def simulated_warehouse(engine: AsyncEngine, settings: Settings) -> SimulatedWar
     )
 
 
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Tuning shared by every worker, including the benchmark's bare-workflow ceiling."""
+    return {
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    }
+
+
 def build_worker(
     client: Client, engine: AsyncEngine, settings: Settings, warehouse: Warehouse
 ) -> Worker:
@@ -45,10 +56,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[LineWorkflow],
         activities=dispatch.all(),
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        max_cached_workflows=settings.worker_max_cached_workflows,
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        **worker_options(settings),
     )
 
 

@@ -45,8 +45,8 @@ class DispatchActivities:
 
     @activity.defn(name="pick")
     async def pick(self, step: StepInput) -> StepResult:
-        outcome = await self._guard(dispatch.advance(self._engine, uuid.UUID(step.allocation_id),
-                                                     S.PICKING))
+        outcome = await self._guard(dispatch.advance(
+            self._engine, uuid.UUID(step.allocation_id), uuid.UUID(step.line_id), S.PICKING))
         if outcome.status is not S.CANCELLED:
             await self._warehouse.pick(_task(step))
         return _result(step, outcome)
@@ -59,7 +59,9 @@ class DispatchActivities:
             return _result(step, outcome)
         if not has_reached(outcome.status, S.PACKED):
             await self._warehouse.pack(_task(step))
-        outcome = await self._guard(dispatch.advance(self._engine, allocation_id, S.PACKED))
+        outcome = await self._guard(
+            dispatch.advance(self._engine, allocation_id, uuid.UUID(step.line_id), S.PACKED)
+        )
         return _result(step, outcome)
 
     @activity.defn(name="label")
@@ -70,9 +72,8 @@ class DispatchActivities:
         if outcome.status is S.CANCELLED or has_reached(outcome.status, S.AWAITING_SHIPMENT):
             return _result(step, outcome)
         await self._warehouse.book_carrier(_task(step))
-        outcome = await self._guard(
-            dispatch.advance(self._engine, allocation_id, S.AWAITING_SHIPMENT)
-        )
+        outcome = await self._guard(dispatch.advance(
+            self._engine, allocation_id, uuid.UUID(step.line_id), S.AWAITING_SHIPMENT))
         return _result(step, outcome)
 
     @activity.defn(name="ship")
@@ -88,9 +89,8 @@ class DispatchActivities:
         if outcome.status in (S.CANCELLED, S.DISPATCHED):
             return _result(step, outcome)
         tracking = await self._warehouse.hand_over(task)
-        outcome = await self._guard(
-            dispatch.complete_dispatch(self._engine, allocation_id, tracking)
-        )
+        outcome = await self._guard(dispatch.complete_dispatch(
+            self._engine, allocation_id, uuid.UUID(step.line_id), step.sku, tracking))
         activity.logger.info("allocation %s dispatched, tracking %s", step.allocation_id, tracking)
         return _result(step, outcome)
 

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from backorders.db import autocommit
+
 
 @dataclass(frozen=True)
 class WarehouseTask:
@@ -58,12 +60,9 @@ class StepDelays:
 async def _work_for(seconds: float) -> None:
     """Take `seconds`, heartbeating so a dead worker is noticed within the heartbeat timeout."""
     deadline = time.monotonic() + seconds
-    while True:
+    while (left := deadline - time.monotonic()) > 0:
         if activity.in_activity():
             activity.heartbeat()
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
         await asyncio.sleep(min(left, 1.0))
 
 
@@ -72,27 +71,30 @@ class SimulatedWarehouse:
     tests can see exactly how many times each parcel was handed over."""
 
     def __init__(self, engine: AsyncEngine, delays: StepDelays) -> None:
-        self._engine = engine
+        self._engine = autocommit(engine)
         self._delays = delays
 
-    async def _stamp(self, task: WarehouseTask, column: str) -> bool:
-        """Set `column` once; True if this call did it."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO sim_warehouse_tasks (allocation_id) VALUES (:id) "
-                    "ON CONFLICT DO NOTHING"
-                ),
-                {"id": task.allocation_id},
-            )
-            done = await conn.execute(
-                sa.text(
-                    f"UPDATE sim_warehouse_tasks SET {column} = now() "
-                    f"WHERE allocation_id = :id AND {column} IS NULL"
-                ),
-                {"id": task.allocation_id},
-            )
-            return done.rowcount == 1
+    async def _stamp(self, task: WarehouseTask, column: str, **values: str) -> sa.Row:
+        """Set `column` (and `values`) the first time only, and return the task's state."""
+        assignments = "".join(
+            f", {name} = coalesce(t.{name}, EXCLUDED.{name})" for name in values
+        )
+        async with self._engine.connect() as conn:
+            return (
+                await conn.execute(
+                    sa.text(
+                        f"""
+                        INSERT INTO sim_warehouse_tasks AS t
+                            (allocation_id, {column}{"".join(", " + n for n in values)})
+                        VALUES (:id, now(){"".join(", :" + n for n in values)})
+                        ON CONFLICT (allocation_id) DO UPDATE
+                        SET {column} = coalesce(t.{column}, now()){assignments}
+                        RETURNING *
+                        """
+                    ),
+                    {"id": task.allocation_id, **values},
+                )
+            ).one()
 
     async def _done(self, task: WarehouseTask, column: str) -> bool:
         async with self._engine.connect() as conn:
@@ -104,54 +106,40 @@ class SimulatedWarehouse:
             ).scalar_one_or_none()
         return value is not None
 
+    async def _step(self, task: WarehouseTask, column: str, seconds: float) -> None:
+        if seconds > 0 and not await self._done(task, column):
+            await _work_for(seconds)
+        await self._stamp(task, column)
+
     async def pick(self, task: WarehouseTask) -> None:
-        if not await self._done(task, "picked_at"):
-            await _work_for(self._delays.pick)
-            await self._stamp(task, "picked_at")
+        await self._step(task, "picked_at", self._delays.pick)
 
     async def pack(self, task: WarehouseTask) -> None:
-        if not await self._done(task, "packed_at"):
-            await _work_for(self._delays.pack)
-            await self._stamp(task, "packed_at")
+        await self._step(task, "packed_at", self._delays.pack)
 
     async def book_carrier(self, task: WarehouseTask) -> str:
         label = "LBL-" + hashlib.sha1(task.allocation_id.bytes).hexdigest()[:12].upper()
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    """
-                    INSERT INTO sim_warehouse_tasks (allocation_id, label) VALUES (:id, :label)
-                    ON CONFLICT (allocation_id) DO UPDATE
-                    SET label = coalesce(sim_warehouse_tasks.label, EXCLUDED.label)
-                    """
-                ),
-                {"id": task.allocation_id, "label": label},
-            )
-        return label
+        return (await self._stamp(task, "labelled_at", label=label)).label
 
     async def await_collection(self, task: WarehouseTask) -> None:
-        if not await self._done(task, "handed_over_at"):
+        if self._delays.carrier > 0 and not await self._done(task, "handed_over_at"):
             await _work_for(self._delays.carrier)
 
     async def hand_over(self, task: WarehouseTask) -> str:
         tracking = "SIM" + hashlib.sha1(b"track" + task.allocation_id.bytes).hexdigest()[:14].upper()
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO sim_warehouse_tasks (allocation_id) VALUES (:id) "
-                    "ON CONFLICT DO NOTHING"
-                ),
-                {"id": task.allocation_id},
-            )
+        async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
                     sa.text(
                         """
-                        UPDATE sim_warehouse_tasks
-                        SET handed_over_at = coalesce(handed_over_at, now()),
-                            tracking_number = coalesce(tracking_number, :tracking),
-                            handovers = handovers + CASE WHEN handed_over_at IS NULL THEN 1 ELSE 0 END
-                        WHERE allocation_id = :id
+                        INSERT INTO sim_warehouse_tasks AS t
+                            (allocation_id, handed_over_at, tracking_number, handovers)
+                        VALUES (:id, now(), :tracking, 1)
+                        ON CONFLICT (allocation_id) DO UPDATE
+                        SET handed_over_at = coalesce(t.handed_over_at, now()),
+                            tracking_number = coalesce(t.tracking_number, EXCLUDED.tracking_number),
+                            handovers = t.handovers
+                                        + CASE WHEN t.handed_over_at IS NULL THEN 1 ELSE 0 END
                         RETURNING tracking_number
                         """
                     ),

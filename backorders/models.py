@@ -281,6 +281,7 @@ class WarehouseTask(Base):
     picked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     packed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     label: Mapped[str | None] = mapped_column(sa.Text)
+    labelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     handed_over_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     tracking_number: Mapped[str | None] = mapped_column(sa.Text)
     released_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

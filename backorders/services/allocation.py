@@ -29,12 +29,20 @@ class Allocated:
 
 
 _ALLOCATE = """
-WITH queue AS (
+WITH front AS (
+    -- Every waiting line wants at least one unit, so `available` units can reach no
+    -- further than the first `available` lines: an index scan, however long the queue.
+    SELECT l.id, l.order_id, l.waiting_quantity, l.placed_at, l.seq, l.tier_rank, l.order_value
+    FROM order_lines l
+    WHERE l.sku = :sku AND l.waiting_quantity > 0
+    ORDER BY {order_by}
+    LIMIT :available
+),
+queue AS (
     SELECT l.id, l.order_id, l.waiting_quantity,
            row_number() OVER w AS position,
            sum(l.waiting_quantity) OVER w AS upto
-    FROM order_lines l
-    WHERE l.sku = :sku AND l.waiting_quantity > 0
+    FROM front l
     WINDOW w AS (ORDER BY {order_by} ROWS UNBOUNDED PRECEDING)
 ),
 take AS (

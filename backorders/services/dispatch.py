@@ -4,19 +4,24 @@ Each step moves an allocation forward only from the step before it, and answers 
 current status when it has already moved (a retried activity) or was cancelled under
 it. Shipping has a point of no return: `begin_dispatch` stamps the allocation before
 the carrier hand-over, and from then on a cancellation leaves it alone, so a unit can
-never be both cancelled and shipped, nor shipped twice."""
+never be both cancelled and shipped, nor shipped twice.
+
+These run for every unit shipped, so each transition is a few round trips: lock the
+line, lock its allocations, then one statement that writes everything."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backorders.db import transaction
-from backorders.domain.lifecycle import AllocationStatus, has_reached
-from backorders.services import lines, stock
+from backorders.db import autocommit, transaction
+from backorders.domain.lifecycle import TERMINAL, AllocationStatus, has_reached, line_status
+from backorders.services import stock
 
 S = AllocationStatus
 
@@ -37,53 +42,76 @@ class OutOfOrder(Exception):
 
 
 @dataclass
-class Locked:
-    id: uuid.UUID
-    line_id: uuid.UUID
-    sku: str
-    quantity: int
-    status: AllocationStatus
-    dispatch_started_at: object
-    tracking_number: str | None
-
-
-async def _lock(conn: AsyncConnection, allocation_id: uuid.UUID, *, with_stock: bool) -> Locked:
-    """Lock in the global order: stock (if needed), then the line, then the allocation."""
-    head = (
-        await conn.execute(
-            sa.text("SELECT line_id, sku FROM allocations WHERE id = :id"), {"id": allocation_id}
-        )
-    ).one_or_none()
-    if head is None:
-        raise AllocationNotFound(f"no allocation {allocation_id}")
-    if with_stock:
-        await stock.lock(conn, [head.sku])
-    await conn.execute(
-        sa.text("SELECT 1 FROM order_lines WHERE id = :id FOR UPDATE"), {"id": head.line_id}
-    )
-    row = (
-        await conn.execute(
-            sa.text(
-                """
-                SELECT id, line_id, sku, quantity, status, dispatch_started_at, tracking_number
-                FROM allocations WHERE id = :id FOR UPDATE
-                """
-            ),
-            {"id": allocation_id},
-        )
-    ).one()
-    return Locked(row.id, row.line_id, row.sku, row.quantity, S(row.status),
-                  row.dispatch_started_at, row.tracking_number)
-
-
-@dataclass
 class StepOutcome:
     status: AllocationStatus
     tracking_number: str | None = None
 
 
+@dataclass
+class _Allocation:
+    id: uuid.UUID
+    status: AllocationStatus
+    quantity: int
+    dispatch_started_at: datetime | None
+    tracking_number: str | None
+
+
+@dataclass
+class _Line:
+    id: uuid.UUID
+    waiting: int
+    shipped: int
+    status: str
+    allocations: dict[uuid.UUID, _Allocation]
+
+    def status_with(self, allocation_id: uuid.UUID, new: AllocationStatus, shipped: int = 0) -> str:
+        steps = [new if a.id == allocation_id else a.status for a in self.allocations.values()]
+        return line_status(waiting=self.waiting, shipped=self.shipped + shipped,
+                           in_progress=[s for s in steps if s not in TERMINAL]).value
+
+
+async def _lock(conn: AsyncConnection, line_id: uuid.UUID, allocation_id: uuid.UUID,
+                ) -> tuple[_Line, _Allocation]:
+    """Lock the line, then its allocations (the global order: stock, line, allocation)."""
+    line = (
+        await conn.execute(
+            sa.text("SELECT waiting_quantity, shipped_quantity, status FROM order_lines "
+                    "WHERE id = :id FOR UPDATE"),
+            {"id": line_id},
+        )
+    ).one_or_none()
+    rows = (
+        await conn.execute(
+            sa.text("SELECT id, status, quantity, dispatch_started_at, tracking_number "
+                    "FROM allocations WHERE line_id = :id ORDER BY id FOR UPDATE"),
+            {"id": line_id},
+        )
+    ).all()
+    allocations = {r.id: _Allocation(r.id, S(r.status), r.quantity, r.dispatch_started_at,
+                                     r.tracking_number) for r in rows}
+    if line is None or allocation_id not in allocations:
+        raise AllocationNotFound(f"no allocation {allocation_id} on line {line_id}")
+    snapshot = _Line(line_id, line.waiting_quantity, line.shipped_quantity, line.status,
+                     allocations)
+    return snapshot, allocations[allocation_id]
+
+
+_ADVANCE = sa.text(
+    """
+    WITH a AS (
+        UPDATE allocations SET status = :status, updated_at = now() WHERE id = :id
+    ), l AS (
+        UPDATE order_lines SET status = :line_status, updated_at = now()
+        WHERE id = :line_id AND status <> :line_status
+    )
+    INSERT INTO line_events (line_id, kind, message, data)
+    VALUES (:line_id, :status, :message, CAST(:data AS jsonb))
+    """
+)
+
+
 async def current(engine: AsyncEngine, allocation_id: uuid.UUID) -> StepOutcome:
-    async with engine.connect() as conn:
+    async with autocommit(engine).connect() as conn:
         row = (
             await conn.execute(
                 sa.text("SELECT status, tracking_number FROM allocations WHERE id = :id"),
@@ -96,87 +124,94 @@ async def current(engine: AsyncEngine, allocation_id: uuid.UUID) -> StepOutcome:
 
 
 async def advance(
-    engine: AsyncEngine, allocation_id: uuid.UUID, target: AllocationStatus
+    engine: AsyncEngine, allocation_id: uuid.UUID, line_id: uuid.UUID, target: AllocationStatus
 ) -> StepOutcome:
     async def work(conn: AsyncConnection) -> StepOutcome:
-        a = await _lock(conn, allocation_id, with_stock=False)
+        line, a = await _lock(conn, line_id, allocation_id)
         if a.status is S.CANCELLED or has_reached(a.status, target):
             return StepOutcome(a.status, a.tracking_number)
         if a.status is not _PREVIOUS[target]:
             raise OutOfOrder(f"allocation {allocation_id} is {a.status}, cannot become {target}")
-        await conn.execute(
-            sa.text("UPDATE allocations SET status = :s, updated_at = now() WHERE id = :id"),
-            {"s": target.value, "id": allocation_id},
-        )
-        await lines.refresh_status(conn, [a.line_id])
-        await lines.record(conn, [lines.Event(
-            a.line_id, target.value, _MESSAGES[target].format(q=a.quantity),
-            {"allocation_id": str(a.id), "quantity": a.quantity},
-        )])
+        await conn.execute(_ADVANCE, {
+            "id": allocation_id, "status": target.value, "line_id": line_id,
+            "line_status": line.status_with(allocation_id, target),
+            "message": _MESSAGES[target].format(q=a.quantity),
+            "data": json.dumps({"allocation_id": str(a.id), "quantity": a.quantity}),
+        })
         return StepOutcome(target)
 
     return await transaction(engine, work)
 
 
 async def begin_dispatch(engine: AsyncEngine, allocation_id: uuid.UUID) -> StepOutcome:
-    """Pass the point of no return before the carrier hand-over."""
-
-    async def work(conn: AsyncConnection) -> StepOutcome:
-        a = await _lock(conn, allocation_id, with_stock=False)
-        if a.status in (S.CANCELLED, S.DISPATCHED):
-            return StepOutcome(a.status, a.tracking_number)
-        if a.status is not S.AWAITING_SHIPMENT:
-            raise OutOfOrder(f"allocation {allocation_id} is {a.status}, cannot be dispatched")
-        if a.dispatch_started_at is None:
+    """Pass the point of no return before the carrier hand-over. One statement: the row
+    lock it takes serialises it against a cancellation of the same allocation."""
+    async with autocommit(engine).connect() as conn:
+        claimed = (
             await conn.execute(
-                sa.text("UPDATE allocations SET dispatch_started_at = now() WHERE id = :id"),
+                sa.text(
+                    """
+                    UPDATE allocations SET dispatch_started_at = coalesce(dispatch_started_at, now())
+                    WHERE id = :id AND status = 'awaiting_shipment'
+                    RETURNING status
+                    """
+                ),
                 {"id": allocation_id},
             )
-        return StepOutcome(a.status)
+        ).one_or_none()
+    if claimed is not None:
+        return StepOutcome(S.AWAITING_SHIPMENT)
+    outcome = await current(engine, allocation_id)
+    if outcome.status not in (S.CANCELLED, S.DISPATCHED):
+        raise OutOfOrder(f"allocation {allocation_id} is {outcome.status}, cannot be dispatched")
+    return outcome
 
-    return await transaction(engine, work)
+
+_COMPLETE = sa.text(
+    """
+    WITH a AS (
+        UPDATE allocations SET status = 'dispatched', tracking_number = :tracking,
+               dispatched_at = now(), updated_at = now()
+        WHERE id = :id
+    ), s AS (
+        UPDATE stock SET on_hand = on_hand - :q, reserved = reserved - :q, updated_at = now()
+        WHERE sku = :sku
+        RETURNING on_hand
+    ), m AS (
+        INSERT INTO inventory_movements (sku, delta, on_hand_after, reason, reference)
+        SELECT :sku, -:q, s.on_hand, 'dispatch', CAST(:id AS text) FROM s
+    ), l AS (
+        UPDATE order_lines SET shipped_quantity = shipped_quantity + :q, status = :line_status,
+               updated_at = now()
+        WHERE id = :line_id
+    )
+    INSERT INTO line_events (line_id, kind, message, data)
+    VALUES (:line_id, 'dispatched', :message, CAST(:data AS jsonb))
+    """
+)
 
 
 async def complete_dispatch(
-    engine: AsyncEngine, allocation_id: uuid.UUID, tracking_number: str
+    engine: AsyncEngine, allocation_id: uuid.UUID, line_id: uuid.UUID, sku: str,
+    tracking_number: str,
 ) -> StepOutcome:
     """Record the hand-over: the units leave on-hand stock and count as shipped."""
 
     async def work(conn: AsyncConnection) -> StepOutcome:
-        a = await _lock(conn, allocation_id, with_stock=True)
+        await stock.lock(conn, [sku])
+        line, a = await _lock(conn, line_id, allocation_id)
         if a.status is S.DISPATCHED:
             return StepOutcome(a.status, a.tracking_number)
         if a.status is not S.AWAITING_SHIPMENT or a.dispatch_started_at is None:
             raise OutOfOrder(f"allocation {allocation_id} is {a.status}, not being dispatched")
-        await conn.execute(
-            sa.text(
-                """
-                UPDATE allocations SET status = 'dispatched', tracking_number = :t,
-                       dispatched_at = now(), updated_at = now()
-                WHERE id = :id
-                """
-            ),
-            {"id": allocation_id, "t": tracking_number},
-        )
-        row = (await stock.lock(conn, [a.sku]))[a.sku]
-        row.on_hand -= a.quantity
-        row.reserved -= a.quantity
-        await stock.save(conn, row)
-        await stock.record_movement(conn, row, -a.quantity, "dispatch", str(a.id))
-        await conn.execute(
-            sa.text(
-                """
-                UPDATE order_lines SET shipped_quantity = shipped_quantity + :q, updated_at = now()
-                WHERE id = :id
-                """
-            ),
-            {"id": a.line_id, "q": a.quantity},
-        )
-        await lines.refresh_status(conn, [a.line_id])
-        await lines.record(conn, [lines.Event(
-            a.line_id, "dispatched", f"{a.quantity} unit(s) dispatched, tracking {tracking_number}",
-            {"allocation_id": str(a.id), "quantity": a.quantity, "tracking_number": tracking_number},
-        )])
+        await conn.execute(_COMPLETE, {
+            "id": allocation_id, "q": a.quantity, "sku": sku, "tracking": tracking_number,
+            "line_id": line_id,
+            "line_status": line.status_with(allocation_id, S.DISPATCHED, shipped=a.quantity),
+            "message": f"{a.quantity} unit(s) dispatched, tracking {tracking_number}",
+            "data": json.dumps({"allocation_id": str(a.id), "quantity": a.quantity,
+                                "tracking_number": tracking_number}),
+        })
         return StepOutcome(S.DISPATCHED, tracking_number)
 
     return await transaction(engine, work)
