@@ -120,6 +120,13 @@ class EmbeddedPostgres:
             raise RuntimeError(f"PostgreSQL failed to start: {exc.stderr}\n{tail}") from exc
         log.info("PostgreSQL listening on %s:%s", self.host, self.port)
 
+    def pid(self) -> int | None:
+        """The postmaster's pid, from its pid file."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
     def stop(self, mode: str = "fast") -> None:
         if not self.is_running():
             return

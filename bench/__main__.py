@@ -1,0 +1,396 @@
+"""`make bench`: measure the engine against what Temporal itself can do on this machine.
+
+Scenarios, each in its own Temporal namespace with its own worker process so earlier
+work cannot slow later figures down:
+
+1. ceiling    bare workflows shaped like a line's life (signal + 4 activities), no database
+2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s
+3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time
+4. intake     orders per second through the HTTP API at fixed concurrency, with latency
+5. scale      worker and server memory, and allocation time, with 10k and 50k lines waiting
+
+Prints a table and writes bench/results/bench-<time>.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from backorders.db import create_engine
+from backorders.schemas import ProductIn, ReceiptIn
+from backorders.services import inventory, outbox, receipts
+from backorders.settings import Settings
+from bench.ceiling import BareLine
+from bench.infra import CpuMeter, Infra, rss
+
+RESULTS = Path(__file__).parent / "results"
+NAMESPACES = ["bench-ceiling", "bench-lifecycle", "bench-allocation", "bench-intake",
+              "bench-scale"]
+
+
+async def bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    slots = asyncio.Semaphore(limit)
+
+    async def run(job: Callable[[], Awaitable[Any]]) -> Any:
+        async with slots:
+            return await job()
+
+    return await asyncio.gather(*(run(j) for j in jobs))
+
+
+async def seed_waiting_lines(engine: AsyncEngine, sku: str, count: int, prefix: str) -> None:
+    """Backordered lines straight into the database, with their start messages, as intake
+    would have left them; the relay in the worker then starts their workflows."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO customers (id) VALUES ('bench') ON CONFLICT DO NOTHING"))
+        await conn.execute(sa.text(
+            """
+            WITH ids AS (
+                SELECT g, gen_random_uuid() AS order_id, gen_random_uuid() AS line_id,
+                       now() - make_interval(secs => :count - g) AS placed_at
+                FROM generate_series(1, :count) g
+            ), o AS (
+                INSERT INTO orders (id, channel, order_number, placed_at, customer_id,
+                                    customer_tier, order_value, request_hash)
+                SELECT order_id, 'bench', :prefix || g, placed_at, 'bench', 'standard', 10, 'seed'
+                FROM ids
+            ), l AS (
+                INSERT INTO order_lines (id, order_id, line_no, sku, quantity, unit_price,
+                    fulfillable_quantity, initial_backordered, waiting_quantity, status,
+                    workflow_id, placed_at, tier_rank, order_value, customer_id)
+                SELECT line_id, order_id, 1, :sku, 1, 10, 0, 1, 1, 'backordered',
+                       'line-' || line_id, placed_at, 3, 10, 'bench'
+                FROM ids ORDER BY g
+                RETURNING id
+            )
+            INSERT INTO outbox (kind, line_id, payload, available_at)
+            SELECT 'line.start', id, '{}'::jsonb, now() FROM l
+            """
+        ), {"prefix": prefix, "count": count, "sku": sku})
+        await conn.execute(sa.text(
+            "UPDATE stock SET backordered = backordered + :n WHERE sku = :sku"),
+            {"n": count, "sku": sku})
+        await outbox.wake_relay(conn)
+
+
+async def pending_outbox(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.text(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL"
+        ))).scalar_one()
+
+
+async def wait_outbox_drained(engine: AsyncEngine) -> float:
+    started = time.perf_counter()
+    async with asyncio.timeout(900):
+        while await pending_outbox(engine):  # noqa: ASYNC110 - polls the database
+            await asyncio.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def wait_idle(pid: int, below: float = 5.0, timeout: float = 120) -> None:
+    """Wait until a process has done its backlog (CPU under `below` % for a second)."""
+    proc = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.cpu_percent(interval=1.0) > below:
+        pass
+
+
+def services_settings(infra: Infra, namespace: str) -> Settings:
+    env = infra.env(namespace)
+    return Settings(_env_file=None, database_url=env["DATABASE_URL"],
+                    temporal_address=env["TEMPORAL_ADDRESS"], temporal_namespace=namespace,
+                    task_queue=env["TASK_QUEUE"])
+
+
+async def connect(infra: Infra, namespace: str) -> Client:
+    assert infra.temporal is not None
+    return await Client.connect(infra.temporal.address, namespace=namespace)
+
+
+# --- 1. ceiling -------------------------------------------------------------------------
+
+
+async def bench_ceiling(infra: Infra, n: int) -> dict[str, Any]:
+    namespace = "bench-ceiling"
+    proc = infra.ceiling_worker(namespace)
+    client = await connect(infra, namespace)
+    ids = [f"bare-{i}" for i in range(n)]
+    await bounded((lambda i=i: client.start_workflow(
+        BareLine.run, id=i, task_queue=f"{namespace}-queue") for i in ids), 64)
+    wait_idle(proc.pid)
+    meter = CpuMeter(worker=proc.pid, server=infra.temporal.pid)  # type: ignore[union-attr, arg-type]
+    meter.start()
+    started = time.perf_counter()
+    await bounded((lambda i=i: client.get_workflow_handle(i).signal(BareLine.allocated)
+                   for i in ids), 64)
+    await bounded((lambda i=i: client.get_workflow_handle(i).result() for i in ids), 256)
+    seconds = time.perf_counter() - started
+    cpu = meter.stop()
+    infra.stop(proc)
+    return {"workflows": n, "seconds": seconds, "per_second": n / seconds, **cpu}
+
+
+# --- 2. lifecycle -----------------------------------------------------------------------
+
+
+async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int) -> dict[str, Any]:
+    namespace = "bench-lifecycle"
+    settings = services_settings(infra, namespace)
+    proc = infra.worker(namespace)
+    client = await connect(infra, namespace)
+    await inventory.put_product(engine, "BENCH-LC", ProductIn())
+    await seed_waiting_lines(engine, "BENCH-LC", n, "lc-")
+    start_seconds = await wait_outbox_drained(engine)
+    wait_idle(proc.pid)
+    async with engine.connect() as conn:
+        ids = (await conn.execute(sa.text(
+            "SELECT workflow_id FROM order_lines WHERE sku = 'BENCH-LC'"))).scalars().all()
+
+    meter = CpuMeter(worker=proc.pid, server=infra.temporal.pid,  # type: ignore[union-attr, arg-type]
+                     postgres=infra.postgres.pid())  # type: ignore[union-attr]
+    meter.start()
+    started = time.perf_counter()
+    got = await receipts.receive(engine, ReceiptIn(receipt_id="LC-1", sku="BENCH-LC",
+                                                   quantity=n), settings)
+    await outbox.OutboxDeliverer(engine, client, settings).deliver(got.outbox_ids)
+    await bounded((lambda i=i: client.get_workflow_handle(i).result() for i in ids), 256)
+    seconds = time.perf_counter() - started
+    cpu = meter.stop()
+
+    async with engine.connect() as conn:
+        shipped, handovers = (await conn.execute(sa.text(
+            """
+            SELECT (SELECT sum(shipped_quantity) FROM order_lines WHERE sku = 'BENCH-LC'),
+                   (SELECT sum(handovers) FROM sim_warehouse_tasks)
+            """))).one()
+    assert shipped == n and handovers == n, (shipped, handovers)
+    infra.stop(proc)
+    return {"lines": n, "seconds": seconds, "per_second": n / seconds,
+            "workflow_starts_per_second": n / start_seconds, **cpu}
+
+
+# --- 3. allocation ----------------------------------------------------------------------
+
+
+async def bench_allocation(infra: Infra, engine: AsyncEngine, n: int) -> dict[str, Any]:
+    namespace = "bench-allocation"
+    settings = services_settings(infra, namespace)
+    proc = infra.worker(namespace)
+    await inventory.put_product(engine, "BENCH-AL", ProductIn())
+    await seed_waiting_lines(engine, "BENCH-AL", n, "al-")
+    start_seconds = await wait_outbox_drained(engine)
+    wait_idle(proc.pid)
+
+    started = time.perf_counter()
+    got = await receipts.receive(engine, ReceiptIn(receipt_id="AL-1", sku="BENCH-AL",
+                                                   quantity=n), settings)
+    transaction = time.perf_counter() - started
+    assert len(got.receipt.allocations) == n and not got.outbox_ids
+    await wait_outbox_drained(engine)
+    handoff = time.perf_counter() - started
+    proc.kill()  # the 10,000 dispatches that follow are not part of this figure
+    proc.wait()
+    return {"waiting_lines": n, "transaction_seconds": transaction,
+            "all_signalled_seconds": handoff, "workflow_starts_per_second": n / start_seconds}
+
+
+# --- 4. intake --------------------------------------------------------------------------
+
+
+async def bench_intake(infra: Infra, engine: AsyncEngine, seconds: float,
+                       concurrency: int) -> dict[str, Any]:
+    namespace = "bench-intake"
+    worker = infra.worker(namespace)
+    api, port = infra.api(namespace)
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        for sku, on_hand in (("BENCH-IN-A", 1_000_000_000), ("BENCH-IN-B", 0)):
+            assert (await http.put(f"/products/{sku}", json={})).status_code in (200, 201)
+            await http.put(f"/inventory/{sku}", json={"on_hand": on_hand})
+        counter = iter(range(10**9))
+        deadline = time.perf_counter() + seconds
+
+        async def client_loop() -> None:
+            while time.perf_counter() < deadline:
+                number = next(counter)
+                body = {"channel": "web", "order_number": f"IN-{number}",
+                        "customer": {"id": f"c{number % 500}"},
+                        "lines": [{"sku": "BENCH-IN-A", "quantity": 1, "unit_price": "9.50"},
+                                  {"sku": "BENCH-IN-B", "quantity": 1, "unit_price": "4.25"}]}
+                sent = time.perf_counter()
+                r = await http.post("/orders", json=body)
+                if r.status_code == 201:
+                    latencies.append(time.perf_counter() - sent)
+                else:
+                    errors[r.status_code] = errors.get(r.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    infra.stop(api)
+    infra.stop(worker)
+    q = statistics.quantiles(latencies, n=100)
+    return {"concurrency": concurrency, "orders": len(latencies), "seconds": elapsed,
+            "per_second": len(latencies) / elapsed, "p50_ms": q[49] * 1000,
+            "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors}
+
+
+# --- 5. scale ---------------------------------------------------------------------------
+
+
+async def bench_scale(infra: Infra, engine: AsyncEngine, sizes: list[int]) -> dict[str, Any]:
+    namespace = "bench-scale"
+    settings = services_settings(infra, namespace)
+    proc = infra.worker(namespace)
+    client = await connect(infra, namespace)
+    await inventory.put_product(engine, "BENCH-SC", ProductIn())
+    wait_idle(proc.pid)
+    points = [{"waiting": 0, "worker_rss_mb": rss(proc.pid) / 2**20,
+               "server_rss_mb": infra.server_rss() / 2**20}]
+    waiting = 0
+    for size in sizes:
+        await seed_waiting_lines(engine, "BENCH-SC", size - waiting, f"sc{size}-")
+        started = time.perf_counter()
+        await wait_outbox_drained(engine)
+        start_seconds = time.perf_counter() - started
+        wait_idle(proc.pid)
+        wait_idle(infra.temporal.pid)  # type: ignore[union-attr, arg-type]
+        point = {"waiting": size, "worker_rss_mb": rss(proc.pid) / 2**20,
+                 "server_rss_mb": infra.server_rss() / 2**20,
+                 "workflow_starts_per_second": (size - waiting) / start_seconds}
+        t0 = time.perf_counter()
+        got = await receipts.receive(engine, ReceiptIn(receipt_id=f"SC-{size}", sku="BENCH-SC",
+                                                       quantity=100), settings)
+        point["allocate_100_seconds"] = time.perf_counter() - t0
+        await outbox.OutboxDeliverer(engine, client, settings).deliver(got.outbox_ids)
+        waiting = size - 100
+        await seed_waiting_lines(engine, "BENCH-SC", 100, f"sc{size}-refill-")
+        waiting = size
+        points.append(point)
+    infra.stop(proc)
+    return {"points": points}
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def cpu_text(figures: dict[str, Any]) -> str:
+    shares = {k.removesuffix("_cpu_share"): v for k, v in figures.items()
+              if k.endswith("_cpu_share")}
+    return "cores busy: " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items())
+
+
+def table(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+    c, lc = results.get("ceiling"), results.get("lifecycle")
+    if c:
+        rows.append(("ceiling: bare line-shaped workflows/s", f"{c['per_second']:.1f}",
+                     f"{c['workflows']} workflows in {c['seconds']:.1f} s; {cpu_text(c)}"))
+    if lc:
+        ratio = lc["per_second"] / c["per_second"] if c else float("nan")
+        rows.append(("lifecycle: lines dispatched/s", f"{lc['per_second']:.1f}",
+                     f"{lc['lines']} lines in {lc['seconds']:.1f} s; {cpu_text(lc)}"))
+        rows.append(("lifecycle / ceiling", f"{ratio:.2f}", "goal >= 0.60"))
+        rows.append(("line workflow starts/s (relay)", f"{lc['workflow_starts_per_second']:.0f}",
+                     ""))
+    al = results.get("allocation")
+    if al:
+        rows.append(("allocation transaction", f"{al['transaction_seconds'] * 1000:.0f} ms",
+                     f"{al['waiting_lines']} waiting lines; goal < 1000 ms"))
+        rows.append(("allocation: every line signalled", f"{al['all_signalled_seconds']:.1f} s",
+                     f"{al['waiting_lines'] / al['all_signalled_seconds']:.0f} signals/s"))
+    it = results.get("intake")
+    if it:
+        rows.append(("intake: orders/s", f"{it['per_second']:.1f}",
+                     f"concurrency {it['concurrency']}, {it['orders']} orders, "
+                     f"errors {it['errors'] or 'none'}"))
+        rows.append(("intake latency p50 / p95 / p99",
+                     f"{it['p50_ms']:.0f} / {it['p95_ms']:.0f} / {it['p99_ms']:.0f} ms", ""))
+    sc = results.get("scale")
+    if sc:
+        for p in sc["points"]:
+            extra = ""
+            if "allocate_100_seconds" in p:
+                extra = (f"allocate 100 in {p['allocate_100_seconds'] * 1000:.0f} ms, "
+                         f"{p['workflow_starts_per_second']:.0f} starts/s")
+            rows.append((f"scale: {p['waiting']} waiting, worker / server RSS",
+                         f"{p['worker_rss_mb']:.0f} / {p['server_rss_mb']:.0f} MB", extra))
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:>{vwidth}}  {c_}" for a, b, c_ in rows)
+
+
+async def main(args: argparse.Namespace) -> None:
+    infra = Infra(namespaces=NAMESPACES)
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "parameters": vars(args),
+    }
+    began = time.perf_counter()
+    try:
+        infra.start()
+        engine = create_engine(Settings(_env_file=None, database_url=infra.database_url,
+                                        db_pool_size=20))
+        wanted = set(args.only.split(",")) if args.only else None
+
+        def on(name: str) -> bool:
+            return wanted is None or name in wanted
+
+        if on("ceiling"):
+            results["ceiling"] = await bench_ceiling(infra, args.lines)
+        if on("lifecycle"):
+            results["lifecycle"] = await bench_lifecycle(infra, engine, args.lines)
+        if on("allocation"):
+            results["allocation"] = await bench_allocation(infra, engine, args.allocation_lines)
+        if on("intake"):
+            results["intake"] = await bench_intake(infra, engine, args.intake_seconds,
+                                                   args.concurrency)
+        if on("scale"):
+            results["scale"] = await bench_scale(infra, engine, args.scale)
+        await engine.dispose()
+    finally:
+        infra.shutdown()
+    results["total_seconds"] = time.perf_counter() - began
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(table(results))
+    print(f"\n{results['total_seconds']:.0f} s in all; figures written to {out}")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1000)
+    parser.add_argument("--allocation-lines", type=int, default=10_000)
+    parser.add_argument("--intake-seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[10_000, 50_000])
+    parser.add_argument("--only", help="comma-separated scenarios to run")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse()))

@@ -1,0 +1,58 @@
+"""The ceiling: a bare workflow shaped like one line's life (a hand-off signal, then
+pick, pack, label and ship as activities) with no database, on the same server and the
+same worker settings. Run as a process: `python -m bench.ceiling`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.worker import Worker
+
+STEPS = ("pick", "pack", "label", "ship")
+
+
+@activity.defn(name="bench_step")
+async def bench_step(step: str) -> str:
+    return step
+
+
+@workflow.defn(name="BenchBareLine")
+class BareLine:
+    def __init__(self) -> None:
+        self._allocated = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self._allocated)
+        for step in STEPS:
+            await workflow.execute_activity(
+                bench_step, step, start_to_close_timeout=timedelta(minutes=1)
+            )
+        return len(STEPS)
+
+    @workflow.signal
+    def allocated(self) -> None:
+        self._allocated = True
+
+
+async def _main() -> None:
+    from backorders.settings import Settings
+    from backorders.temporal import connect
+    from worker import worker_options
+
+    settings = Settings()
+    client = await connect(settings, attempts=60)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Worker(client, task_queue=settings.task_queue, workflows=[BareLine],
+                      activities=[bench_step], **worker_options(settings)):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

@@ -1,0 +1,142 @@
+"""The servers and processes one benchmark run shares: one embedded PostgreSQL, one
+Temporal dev server (SQLite file, as `make run` uses), workers and an API as separate
+processes whose memory we can read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from backorders import migrate
+from backorders.embedded.ports import free_port, port_in_use
+from backorders.embedded.postgres import EmbeddedPostgres
+from backorders.embedded.temporal import TemporalDevServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Infra:
+    namespaces: list[str]
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+    postgres: EmbeddedPostgres | None = None
+    temporal: TemporalDevServer | None = None
+    database_url: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.postgres = EmbeddedPostgres(self.workdir / "pg", port=free_port())
+        self.postgres.start()
+        self.postgres.ensure_database("bench")
+        self.database_url = self.postgres.url_for("bench")
+        migrate.upgrade(self.database_url)
+        self.temporal = TemporalDevServer(
+            port=free_port(), ui_port=None, db_file=self.workdir / "temporal.db",
+            log_file=self.workdir / "temporal.log", namespaces=self.namespaces,
+        )
+        self.temporal.start()
+
+    def env(self, namespace: str, **extra: str) -> dict[str, str]:
+        assert self.temporal is not None
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
+        env.update(
+            DATABASE_URL=self.database_url,
+            TEMPORAL_ADDRESS=self.temporal.address,
+            TEMPORAL_NAMESPACE=namespace,
+            TASK_QUEUE=f"{namespace}-queue",
+            WAREHOUSE_PICK_SECONDS="0",
+            WAREHOUSE_PACK_SECONDS="0",
+            WAREHOUSE_CARRIER_SECONDS="0",
+            LOG_LEVEL="WARNING",
+        )
+        env.update(extra)
+        return env
+
+    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"proc-{len(self.processes)}.log", "wb")
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.processes.append(proc)
+        return proc
+
+    def worker(self, namespace: str, **extra: str) -> subprocess.Popen[bytes]:
+        return self.spawn(["worker.py"], self.env(namespace, **extra))
+
+    def ceiling_worker(self, namespace: str) -> subprocess.Popen[bytes]:
+        return self.spawn(["-m", "bench.ceiling"], self.env(namespace))
+
+    def api(self, namespace: str) -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        proc = self.spawn(["-m", "uvicorn", "api.app:app_from_env", "--factory", "--host",
+                           "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                          self.env(namespace))
+        deadline = time.monotonic() + 60
+        while not port_in_use(port):
+            assert proc.poll() is None, "API exited"
+            assert time.monotonic() < deadline, "API did not start"
+            time.sleep(0.1)
+        return proc, port
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def server_rss(self) -> int:
+        assert self.temporal is not None and self.temporal.pid is not None
+        return rss(self.temporal.pid)
+
+    def shutdown(self) -> None:
+        for proc in self.processes:
+            self.stop(proc)
+        if self.temporal is not None:
+            self.temporal.stop()
+        if self.postgres is not None:
+            self.postgres.stop(mode="immediate")
+
+
+def rss(pid: int) -> int:
+    return psutil.Process(pid).memory_info().rss
+
+
+class CpuMeter:
+    """CPU seconds spent by each process between start() and stop()."""
+
+    def __init__(self, **pids: int) -> None:
+        self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._start: dict[str, float] = {}
+        self._wall = 0.0
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        t = proc.cpu_times()
+        total = t.user + t.system
+        for child in proc.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                total += c.user + c.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def start(self) -> None:
+        self._start = {name: self._cpu(p) for name, p in self._procs.items()}
+        self._wall = time.perf_counter()
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._wall
+        return {f"{name}_cpu_share": (self._cpu(p) - self._start[name]) / wall
+                for name, p in self._procs.items()}
