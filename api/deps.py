@@ -28,7 +28,8 @@ class Services:
         if not outbox_ids:
             return
         try:
-            await asyncio.wait_for(self.deliverer.deliver(outbox_ids), timeout=15)
+            await asyncio.wait_for(self.deliverer.deliver(outbox_ids),
+                                   timeout=self.settings.outbox_inline_timeout_seconds)
         except Exception as exc:
             log.warning("hand-off of %d message(s) deferred to the relay: %r",
                         len(outbox_ids), exc)

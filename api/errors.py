@@ -62,7 +62,19 @@ def _domain(request: Request, exc: DomainError) -> JSONResponse:
     )
 
 
+BODY_NOT_PARSED = "There was an error parsing the body"
+"""What FastAPI raises (as a 400) for a body it cannot even decode, such as bytes that are
+not UTF-8 under a JSON content type; answered like any other malformed body."""
+
+
 def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+        message = "body: request body is not valid JSON"
+        return JSONResponse(
+            status_code=422,
+            content={"error": "validation_error", "message": message, "field": "body",
+                     "fields": [{"field": "body", "message": "request body is not valid JSON"}]},
+        )
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
         status_code=exc.status_code,

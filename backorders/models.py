@@ -91,7 +91,7 @@ class Order(Base):
     customer_tier: Mapped[str] = mapped_column(sa.Text)
     customer_email: Mapped[str | None] = mapped_column(sa.Text)
     customer_phone: Mapped[str | None] = mapped_column(sa.Text)
-    order_value: Mapped[Decimal] = mapped_column(sa.Numeric(16, 4))
+    order_value: Mapped[Decimal] = mapped_column(sa.Numeric(28, 4))
     request_hash: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
@@ -124,7 +124,7 @@ class OrderLine(Base):
     # Queue keys, copied from the order so a SKU's queue is one index scan.
     placed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     tier_rank: Mapped[int] = mapped_column(sa.SmallInteger)
-    order_value: Mapped[Decimal] = mapped_column(sa.Numeric(16, 4))
+    order_value: Mapped[Decimal] = mapped_column(sa.Numeric(28, 4))
     customer_id: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

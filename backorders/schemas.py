@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import uuid
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -29,9 +33,68 @@ Sku = Annotated[
     StringConstraints(pattern=SKU_PATTERN),
     Field(description="Stock keeping unit: letters, digits, '.', '_', '-'; at most 64."),
 ]
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-Quantity = Annotated[int, Field(gt=0, le=1_000_000_000)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters: they are never meant, and PostgreSQL text cannot hold NUL."""
+IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
+                           pattern=IDENTIFIER_PATTERN)
+]
+
+
+def text(max_length: int) -> object:
+    """Free text of at most `max_length` characters, without control characters."""
+    return StringConstraints(max_length=max_length, pattern=PRINTABLE)
+
+
+
+def _whole_number(value: object) -> object:
+    """JSON has one number type, so 5.0 is the whole number 5; but "5" and true are not
+    numbers and are refused rather than guessed at."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a whole number")
+    return value
+
+
+Quantity = Annotated[int, Field(gt=0, le=1_000_000_000), BeforeValidator(_whole_number)]
+Count = Annotated[int, Field(ge=0, le=1_000_000_000), BeforeValidator(_whole_number)]
+Flag = Annotated[bool, Field(strict=True)]
+
+MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+MONEY_MAX = Decimal("9999999999.9999")
+
+
+def _money(value: object) -> object:
+    """A price is a JSON number or a plain decimal string ("12.50"); both are read exactly
+    and kept to 4 decimal places, the precision the ledger stores."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a decimal string like \"12.50\"")
+    if isinstance(value, str):
+        if not re.fullmatch(MONEY_PATTERN, value):
+            raise ValueError("must be a decimal string like \"12.50\" (at most 4 decimals)")
+        return Decimal(value)
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        exact = Decimal(str(value))
+        if not 0 <= exact <= MONEY_MAX:
+            return exact  # refused by the bounds below, with their message
+        return exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money),
+    Field(ge=0, le=MONEY_MAX),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "number", "minimum": 0, "maximum": 9999999999},
+            {"type": "string", "pattern": MONEY_PATTERN},
+        ],
+        "description": "A price: a number, or a decimal string with at most 4 decimals.",
+    }),
+]
 
 
 class Command(BaseModel):
@@ -47,15 +110,15 @@ class Command(BaseModel):
 
 
 class BackorderPolicy(Command):
-    allowed: bool = True
-    max_quantity: Annotated[int, Field(ge=0, le=1_000_000_000)] | None = Field(
+    allowed: Flag = True
+    max_quantity: Count | None = Field(
         default=None, description="Most units of this SKU that may wait at once, across lines."
     )
-    discontinued: bool = False
+    discontinued: Flag = False
 
 
 class ProductIn(Command):
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Annotated[str, text(200)] | None = None
     backorder: BackorderPolicy = Field(default_factory=BackorderPolicy)
     allocation_policy: AllocationPolicy = AllocationPolicy.FIFO
 
@@ -70,8 +133,8 @@ class ProductOut(BaseModel):
 
 
 class StockCountIn(Command):
-    on_hand: Annotated[int, Field(ge=0, le=1_000_000_000)]
-    reference: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+    on_hand: Count
+    reference: Annotated[str, text(128)] | None = Field(
         default=None, description="The count sheet or ERP document behind this figure."
     )
 
@@ -125,7 +188,7 @@ class OrderIn(Command):
 
 
 class CancelIn(Command):
-    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+    reason: Annotated[str, text(500)] | None = None
     line_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="Cancel only these lines; all lines when omitted."
     )

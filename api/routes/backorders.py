@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ServicesDep
 from backorders.domain.lifecycle import LineStatus
-from backorders.schemas import BackorderDetailOut, BackorderPage
+from backorders.schemas import IDENTIFIER_PATTERN, SKU_PATTERN, BackorderDetailOut, BackorderPage
 from backorders.services import views
 
 router = APIRouter(tags=["backorders"])
@@ -18,10 +18,10 @@ router = APIRouter(tags=["backorders"])
 @router.get("/backorders", response_model=BackorderPage)
 async def list_backorders(
     services: ServicesDep,
-    sku: Annotated[str | None, Query(max_length=64)] = None,
+    sku: Annotated[str | None, Query(pattern=SKU_PATTERN)] = None,
     status: Annotated[LineStatus | None, Query(
         description="Filter backordered lines by status; without it, lines still waiting")] = None,
-    customer_id: Annotated[str | None, Query(max_length=128)] = None,
+    customer_id: Annotated[str | None, Query(max_length=128, pattern=IDENTIFIER_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> BackorderPage:

@@ -40,7 +40,7 @@ async def list_outbox(
     services: ServicesDep,
     state: Annotated[Literal["pending", "dead", "delivered"], Query()] = "dead",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> OutboxPage:
     """Messages to line workflows: `dead` ones gave up after repeated failures."""
     items, total = await outbox.list_messages(services.engine, state=state, limit=limit,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from api.deps import ServicesDep
-from backorders.schemas import CancelIn, OrderIn, OrderOut
+from backorders.schemas import IDENTIFIER_PATTERN, CancelIn, OrderIn, OrderOut
 from backorders.services import orders, views
 
 router = APIRouter(tags=["orders"])
@@ -40,8 +40,9 @@ async def place_order(body: OrderIn, services: ServicesDep, response: Response) 
 @router.get("/orders", response_model=OrderOut)
 async def find_order(
     services: ServicesDep,
-    channel: Annotated[str, Query(min_length=1, max_length=32)],
-    order_number: Annotated[str, Query(min_length=1, max_length=128)],
+    channel: Annotated[str, Query(min_length=1, max_length=32, pattern=IDENTIFIER_PATTERN)],
+    order_number: Annotated[str, Query(min_length=1, max_length=128,
+                                              pattern=IDENTIFIER_PATTERN)],
 ) -> OrderOut:
     """Look an order up by the channel's own order number."""
     return await views.find_order(services.engine, channel, order_number)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from api.deps import ServicesDep
-from backorders.schemas import ReceiptIn, ReceiptOut
+from backorders.schemas import IDENTIFIER_PATTERN, ReceiptIn, ReceiptOut
 from backorders.services import receipts
 
 router = APIRouter(tags=["receipts"])
@@ -30,6 +30,7 @@ async def post_receipt(body: ReceiptIn, services: ServicesDep, response: Respons
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptOut)
-async def get_receipt(receipt_id: Annotated[str, Path(min_length=1, max_length=128)],
+async def get_receipt(receipt_id: Annotated[str, Path(min_length=1, max_length=128,
+                                                      pattern=IDENTIFIER_PATTERN)],
                       services: ServicesDep) -> ReceiptOut:
     return await receipts.get_receipt(services.engine, receipt_id)
