@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench histories lint clean lock
+.PHONY: setup run test faults bench histories lint clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
@@ -22,6 +22,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Crashes and outages with real processes: slower, so kept out of `make test`.
+faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults tests/faults
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

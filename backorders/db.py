@@ -42,14 +42,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def _is_conflict(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and isinstance(exc.orig, _RETRYABLE)
+def _is_retryable(exc: BaseException) -> bool:
+    """A lock conflict, or a pooled connection found dead (the server restarted since it
+    was last used). Every unit of work is idempotent (keys, absolute counts, guarded
+    state changes), so running it again is safe even if a commit's answer was lost."""
+    return isinstance(exc, DBAPIError) and (
+        isinstance(exc.orig, _RETRYABLE) or exc.connection_invalidated
+    )
 
 
 async def transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction, retrying it from the start on lock conflicts."""
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception(_is_conflict),
+        retry=retry_if_exception(_is_retryable),
         stop=stop_after_attempt(8),
         wait=wait_random_exponential(multiplier=0.01, max=0.5),
         reraise=True,

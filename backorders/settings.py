@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 25
     outbox_inline_limit: int = 100
     outbox_inline_grace_seconds: float = 10.0
+    # How long a request waits to hand its messages to Temporal itself before leaving
+    # them to the relay (keep below the grace period): a client never hangs on an outage.
+    outbox_inline_timeout_seconds: float = 3.0
 
     # A line workflow continues as new past this many history events (Temporal's own
     # suggestion also triggers it); only very large lines received in many lots get there.

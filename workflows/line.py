@@ -46,7 +46,9 @@ DISPATCH_RETRY = RetryPolicy(
     non_retryable_error_types=["AllocationNotFound", "OutOfOrder"],
 )
 STEP_TIMEOUT = timedelta(minutes=10)
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Also how soon a step that a dead worker held is retried elsewhere: steps that do not
+# wait on the warehouse finish in milliseconds, and waiting ones heartbeat every second.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # What a finished step means, as the workflow hears of it once the activity completes.
 STEP_DONE = {
     S.PICKING: "picked",
