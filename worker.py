@@ -15,12 +15,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.dispatch import DispatchActivities
+from activities.notify import NotifyActivities
 from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
 from backorders import logs
 from backorders.db import create_engine
+from backorders.notify.service import Notifier, relay_staff_alerts
 from backorders.services.outbox import OutboxDeliverer, OutboxRelay
 from backorders.settings import Settings, get_settings
 from backorders.temporal import connect, ensure_search_attributes
+from workflows.digest import DigestWorkflow
 from workflows.line import LineWorkflow
 
 log = logging.getLogger("backorders.worker")
@@ -48,14 +51,16 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 def build_worker(
-    client: Client, engine: AsyncEngine, settings: Settings, warehouse: Warehouse
+    client: Client, engine: AsyncEngine, settings: Settings, warehouse: Warehouse,
+    notifier: Notifier | None = None,
 ) -> Worker:
     dispatch = DispatchActivities(engine, warehouse)
+    notify = NotifyActivities(notifier or Notifier(engine, settings), client, settings.task_queue)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[LineWorkflow],
-        activities=dispatch.all(),
+        workflows=[LineWorkflow, DigestWorkflow],
+        activities=[*dispatch.all(), *notify.all()],
         **worker_options(settings),
     )
 
@@ -66,15 +71,20 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(engine.dispose)
         client = await connect(settings, attempts=60)
         await ensure_search_attributes(client, settings.temporal_namespace)
-        worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings))
+        notifier = Notifier(engine, settings)
+        worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings),
+                              notifier)
         relay = OutboxRelay(OutboxDeliverer(engine, client, settings), settings)
         log.info("worker polling task queue %r on %s", settings.task_queue,
                  settings.temporal_address)
         async with worker:
             relay_task = asyncio.create_task(relay.run(stop))
+            alerts_task = asyncio.create_task(
+                relay_staff_alerts(notifier, stop, settings.outbox_poll_seconds))
             await stop.wait()
             log.info("worker stopping")
             await relay_task
+            await alerts_task
 
 
 def main() -> None:

@@ -36,6 +36,12 @@ class LineInput:
     history_limit: int = 10_000
     # Set only when a run continues as new: everything the line has been through so far.
     progress: LineProgress | None = None
+    # Notifications (absent in lines started before they existed).
+    promised_date: str | None = None
+    """ISO date (the SDK's JSON converter carries datetimes, not dates)."""
+    status_update_hours: float = 7 * 24
+    escalate_after_hours: float = 7 * 24
+    escalate_at_once: bool = False
 
 
 @dataclass
@@ -103,3 +109,40 @@ class LineState:
     cancelled_quantity: int
     allocations: list[AllocationView]
     timeline: list[TimelineEntry]
+
+
+@dataclass
+class LineNotice:
+    """Tell the line's customer (or, for staff events, the team) about an event."""
+
+    line_id: str
+    event: str
+    key: str
+    """Unique per line and event: the notification's idempotency key."""
+    occurred_at: datetime
+    detail: str | None = None
+    days_waiting: int = 0
+    quantity: int = 0
+    """Units the event concerns (allocated, dispatched, cancelled)."""
+
+
+@dataclass
+class NotifyOutcome:
+    notification_ids: list[int]
+    status: str
+    send_after: datetime | None = None
+    """Set when the message waits for the customer's quiet hours to end."""
+
+
+@dataclass
+class DigestInput:
+    customer_id: str
+    send_at: datetime
+
+
+@dataclass
+class DelayNotice:
+    """Supply for a waiting line slipped (from ops, or a purchase order moving)."""
+
+    event_id: str
+    reason: str

@@ -39,6 +39,8 @@ class Product(Base):
     backorder_max_quantity: Mapped[int | None] = mapped_column(sa.Integer)
     discontinued: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     allocation_policy: Mapped[str] = mapped_column(sa.Text, server_default="fifo")
+    # Staff hear when available stock falls below this (F16); no alert when unset.
+    low_stock_threshold: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
@@ -116,6 +118,8 @@ class OrderLine(Base):
     unit_price: Mapped[Decimal] = mapped_column(sa.Numeric(14, 4))
     fulfillable_quantity: Mapped[int] = mapped_column(sa.Integer)
     initial_backordered: Mapped[int] = mapped_column(sa.Integer)
+    # The date the shop promised; when it passes undelivered, customer and sales hear.
+    promised_date: Mapped[Any | None] = mapped_column(sa.Date)
     waiting_quantity: Mapped[int] = mapped_column(sa.Integer)
     shipped_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     cancelled_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
@@ -286,3 +290,81 @@ class WarehouseTask(Base):
     tracking_number: Mapped[str | None] = mapped_column(sa.Text)
     released_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     handovers: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+
+
+class CustomerPreferences(Base):
+    """How a customer wants to hear from us. No row means the defaults: instant messages
+    on email, no quiet hours."""
+
+    __tablename__ = "customer_preferences"
+
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"), primary_key=True)
+    channels: Mapped[list[str]] = mapped_column(
+        sa.ARRAY(sa.Text), server_default=sa.text("'{email}'"))
+    digest: Mapped[str] = mapped_column(sa.Text, server_default="instant")
+    timezone: Mapped[str] = mapped_column(sa.Text, server_default="UTC")
+    quiet_start: Mapped[Any | None] = mapped_column(sa.Time)
+    quiet_end: Mapped[Any | None] = mapped_column(sa.Time)
+    opted_out: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text), server_default=sa.text("'{}'"))
+    segments: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text), server_default=sa.text("'{}'"))
+    push_token: Mapped[str | None] = mapped_column(sa.Text)
+    app_active_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint("digest IN ('instant', 'daily')", name="digest"),)
+
+
+class Notification(Base):
+    """Every message we meant to send, and what became of it: the store that makes a
+    send at most once (one row per idempotency key) and lets ops see delivery."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.Text, unique=True)
+    event: Mapped[str] = mapped_column(sa.Text)
+    audience: Mapped[str] = mapped_column(sa.Text)  # customer, staff
+    customer_id: Mapped[str | None] = mapped_column(sa.Text)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    line_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    sku: Mapped[str | None] = mapped_column(sa.Text)
+    # pending (to send now), queued (quiet hours, digest), sent, suppressed, failed, digested
+    status: Mapped[str] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    channels: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text), server_default=sa.text("'{}'"))
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    recipient: Mapped[str | None] = mapped_column(sa.Text)
+    subject: Mapped[str | None] = mapped_column(sa.Text)
+    body_text: Mapped[str | None] = mapped_column(sa.Text)
+    body_html: Mapped[str | None] = mapped_column(sa.Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    attempt_log: Mapped[list[Any]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
+    provider_id: Mapped[str | None] = mapped_column(sa.Text)
+    digest_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    event_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    send_after: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending', 'queued', 'sent', 'suppressed', 'failed', 'digested')", name="status"),
+        sa.CheckConstraint("audience IN ('customer', 'staff')", name="audience"),
+        sa.Index("ix_notifications_customer", "customer_id", "created_at"),
+        sa.Index("ix_notifications_order", "order_id"),
+        sa.Index("ix_notifications_due", "send_after",
+                 postgresql_where=sa.text("status = 'queued'")),
+    )
+
+
+class StaffAlertState(Base):
+    """When each staff alert last fired per SKU, so a condition that stays true alerts
+    once per cool-down rather than on every order."""
+
+    __tablename__ = "staff_alert_state"
+
+    sku: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    fired_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

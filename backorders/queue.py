@@ -29,3 +29,20 @@ def queue_order_by_column(policy_column: str, alias: str = "l") -> str:
         keys.append(f"CASE WHEN {priority} THEN {column} END {direction}".rstrip())
     keys += [k.format(a=alias) for k in _FIFO_KEYS]
     return ", ".join(keys)
+
+
+def ahead_of(policy: AllocationPolicy | str, alias: str = "q", target: str = "t") -> str:
+    """Rows of `alias` served before the line `target` (same SKU assumed): the same keys
+    as `queue_order_by`, as one row comparison, so one line's position needs no sort."""
+    keys = list(_FIFO_KEYS)
+    if AllocationPolicy(policy) is AllocationPolicy.PRIORITY:
+        keys = list(_PRIORITY_KEYS) + keys
+
+    def side(a: str) -> str:
+        parts = []
+        for key in keys:
+            column, _, direction = key.format(a=a).partition(" ")
+            parts.append(f"-{column}" if direction == "DESC" else column)
+        return "(" + ", ".join(parts) + ")"
+
+    return f"{side(alias)} < {side(target)}"

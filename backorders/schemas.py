@@ -8,9 +8,10 @@ import json
 import math
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
     AwareDatetime,
@@ -59,6 +60,34 @@ def _whole_number(value: object) -> object:
 Quantity = Annotated[int, Field(gt=0, le=1_000_000_000), BeforeValidator(_whole_number)]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000), BeforeValidator(_whole_number)]
 Flag = Annotated[bool, Field(strict=True)]
+
+
+def _iso_text(value: object) -> object:
+    """Dates and times come as ISO 8601 strings; a bare number is not read as a time."""
+    if isinstance(value, int | float | bool):
+        raise ValueError("must be an ISO 8601 string")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+Day = Annotated[date, BeforeValidator(_iso_text)]
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+def _clock(value: object) -> object:
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(CLOCK_PATTERN, value):
+        raise ValueError("must be a local time as HH:MM or HH:MM:SS")
+    return value
+
+
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock),
+    WithJsonSchema({"type": "string", "pattern": CLOCK_PATTERN,
+                    "description": "Local wall-clock time, HH:MM or HH:MM:SS."}),
+]
 
 MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
 MONEY_MAX = Decimal("9999999999.9999")
@@ -121,6 +150,8 @@ class ProductIn(Command):
     name: Annotated[str, text(200)] | None = None
     backorder: BackorderPolicy = Field(default_factory=BackorderPolicy)
     allocation_policy: AllocationPolicy = AllocationPolicy.FIFO
+    low_stock_threshold: Count | None = Field(
+        default=None, description="Purchasing is alerted when available stock falls below this.")
 
 
 class ProductOut(BaseModel):
@@ -128,6 +159,7 @@ class ProductOut(BaseModel):
     name: str | None
     backorder: BackorderPolicy
     allocation_policy: AllocationPolicy
+    low_stock_threshold: int | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -164,6 +196,9 @@ class OrderLineIn(Command):
     sku: Sku
     quantity: Quantity
     unit_price: Money
+    promised_date: Day | None = Field(
+        default=None, description="The delivery date promised to the customer, if any: "
+        "when it passes with units undelivered, the customer and sales are told.")
 
 
 class OrderIn(Command):
@@ -171,7 +206,7 @@ class OrderIn(Command):
         description="Sales channel, e.g. web, retail, marketplace, edi, phone."
     )
     order_number: Identifier
-    placed_at: AwareDatetime | None = Field(
+    placed_at: Timestamp | None = Field(
         default=None, description="When the customer placed the order; defaults to now."
     )
     customer: CustomerIn
@@ -212,6 +247,7 @@ class OrderLineOut(BaseModel):
     in_progress_quantity: int = Field(description="Allocated and on its way through dispatch.")
     shipped_quantity: int
     cancelled_quantity: int
+    promised_date: date | None = None
     status: LineStatus
     workflow_id: str
 
@@ -316,3 +352,107 @@ class BackorderPage(BaseModel):
 
 
 InventoryOut.model_rebuild()
+
+
+# --- notifications ----------------------------------------------------------------------
+
+NotifyChannel = Literal["email", "sms", "push"]
+
+
+TimeZone = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": sorted(available_timezones()),
+                    "description": "An IANA time zone, e.g. Europe/Paris."}),
+]
+
+
+class QuietHours(Command):
+    start: ClockTime = Field(description="Local time the quiet hours begin, e.g. 21:00.")
+    end: ClockTime = Field(description="Local time they end, e.g. 08:00 (may be past midnight).")
+
+
+class PreferencesIn(Command):
+    channels: Annotated[list[NotifyChannel], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: ["email"], json_schema_extra={"uniqueItems": True},
+        description="Channels in order of preference; later ones are fallbacks.")
+    digest: Literal["instant", "daily"] = "instant"
+    timezone: TimeZone = "UTC"
+    quiet_hours: QuietHours | None = None
+    opted_out: Annotated[list[NotifyChannel], Field(max_length=3)] = Field(
+        default_factory=list, json_schema_extra={"uniqueItems": True},
+        description="Channels never to use, whatever else is set.")
+    segments: Annotated[list[Identifier], Field(max_length=20)] = Field(
+        default_factory=list, description="Segments the customer belongs to; some may be "
+        "excluded from notifications by configuration.")
+    push_token: Annotated[str, text(512)] | None = None
+    app_active_until: Timestamp | None = Field(
+        default=None, description="The app session is active until then: push comes first.")
+
+    @field_validator("channels", "opted_out")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each channel at most once")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
+                             "Europe/Paris") from None
+        return value
+
+
+class PreferencesOut(BaseModel):
+    customer_id: str
+    channels: list[str]
+    digest: str
+    timezone: str
+    quiet_hours: QuietHours | None
+    opted_out: list[str]
+    segments: list[str]
+    push_token: str | None
+    app_active_until: datetime | None
+    updated_at: datetime
+
+
+class NotificationOut(BaseModel):
+    id: int
+    event: str
+    audience: str
+    status: str = Field(description="pending, queued, sent, suppressed, failed or digested")
+    reason: str | None = Field(description="Why it was queued, suppressed or failed.")
+    customer_id: str | None
+    order_id: uuid.UUID | None
+    line_id: uuid.UUID | None
+    sku: str | None
+    channels: list[str] = Field(description="The channels it may go out on, in order.")
+    channel: str | None = Field(description="The channel it went out on.")
+    recipient: str | None
+    subject: str | None
+    body_text: str | None
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    provider_id: str | None
+    digest_id: int | None
+    event_at: datetime
+    created_at: datetime
+    send_after: datetime | None
+    sent_at: datetime | None
+    failed_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class DelayIn(Command):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=PRINTABLE)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,9 +54,39 @@ class Settings(BaseSettings):
     # Worker tuning.
     worker_max_concurrent_activities: int = 200
     worker_max_concurrent_workflow_tasks: int = 100
-    worker_max_cached_workflows: int = 10_000
+    # Each cached workflow holds ~110 KB (measured, `make bench` scale); lines wait for
+    # days, so the cache holds the busy ones and an evicted line replays its short
+    # history when its signal comes. Keeps worker memory flat however many lines wait.
+    worker_max_cached_workflows: int = 2_000
     # On shutdown, let running activities finish this long before cancelling them.
     worker_graceful_shutdown_seconds: float = 20.0
+
+    # Notifications (F11-F16). A channel without credentials falls back to the log
+    # channel: the message is kept in the store and logged, so everything works offline.
+    public_base_url: str = "http://127.0.0.1:8000"
+    notify_secret: SecretStr = SecretStr("change-me: signs opt-out links and push bodies")
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: str = "https://api.sendgrid.com"
+    notify_sender: str = "backorders@example.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    push_webhook_url: str | None = None
+    notify_send_attempts: int = 5
+    notify_max_retry_seconds: float = 60.0
+    # While a line waits: a status update this often; escalation to the account team
+    # after this long, at once for these tiers.
+    notify_status_update_hours: float = 7 * 24
+    notify_escalate_after_hours: float = 7 * 24
+    notify_escalate_tiers: list[str] = ["platinum", "gold"]
+    notify_digest_hour: int = 8
+    """Local hour (customer's time zone) at which a daily digest goes out."""
+    notify_excluded_segments: list[str] = []
+    staff_sales: list[str] = ["sales@example.com"]
+    staff_purchasing: list[str] = ["purchasing@example.com"]
+    staff_account_team: list[str] = ["accounts@example.com"]
+    staff_alert_cooldown_hours: float = 24.0
 
     log_level: str = "INFO"
 

@@ -25,6 +25,8 @@ from backorders.settings import Settings
 from backorders.temporal import ensure_search_attributes
 from tests.support import RunningWorker, start_worker
 
+pytest_plugins = ["tests.fakes.providers"]  # the `provider_server` fixture
+
 
 def _external_server_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")

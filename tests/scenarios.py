@@ -5,19 +5,21 @@ Each drives the real API, worker and warehouse and returns the workflow ids to k
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.support import make_product, place, receive, wait_settled
+from activities.notify import digest_workflow_id
+from tests.support import eventually, make_product, order_body, place, receive, rows, wait_settled
 from workflows.line import LineWorkflow
 
-Scenario = Callable[[Any, Any, Any], Awaitable[dict[str, str]]]
+Scenario = Callable[[Any, Any, Any, Any], Awaitable[dict[str, str]]]
 
 
 async def _finish(worker: Any, workflow_id: str) -> None:
     await worker.client.get_workflow_handle_for(LineWorkflow.run, workflow_id).result()
 
 
-async def fulfilled_from_stock(api: Any, worker: Any, db: Any) -> dict[str, str]:
+async def fulfilled_from_stock(api: Any, worker: Any, db: Any, env: Any) -> dict[str, str]:
     await make_product(api, "REC-1", on_hand=5)
     order = await place(api, "REC-1", [("REC-1", 2)])
     workflow_id = order["lines"][0]["workflow_id"]
@@ -25,7 +27,7 @@ async def fulfilled_from_stock(api: Any, worker: Any, db: Any) -> dict[str, str]
     return {"fulfilled_from_stock": workflow_id}
 
 
-async def backordered_then_partial_receipts(api: Any, worker: Any, db: Any) -> dict[str, str]:
+async def backordered_then_partial_receipts(api: Any, worker: Any, db: Any, env: Any) -> dict[str, str]:
     await make_product(api, "REC-2", on_hand=1)
     order = await place(api, "REC-2", [("REC-2", 4)])
     workflow_id = order["lines"][0]["workflow_id"]
@@ -37,7 +39,7 @@ async def backordered_then_partial_receipts(api: Any, worker: Any, db: Any) -> d
     return {"backordered_then_partial_receipts": workflow_id}
 
 
-async def cancelled_while_waiting(api: Any, worker: Any, db: Any) -> dict[str, str]:
+async def cancelled_while_waiting(api: Any, worker: Any, db: Any, env: Any) -> dict[str, str]:
     await make_product(api, "REC-3")
     order = await place(api, "REC-3", [("REC-3", 2)])
     await api.post(f"/orders/{order['id']}/cancel", json={"reason": "recorded"})
@@ -46,7 +48,7 @@ async def cancelled_while_waiting(api: Any, worker: Any, db: Any) -> dict[str, s
     return {"cancelled_while_waiting": workflow_id}
 
 
-async def partly_shipped_then_cancelled(api: Any, worker: Any, db: Any) -> dict[str, str]:
+async def partly_shipped_then_cancelled(api: Any, worker: Any, db: Any, env: Any) -> dict[str, str]:
     await make_product(api, "REC-4", on_hand=1)
     order = await place(api, "REC-4", [("REC-4", 3)])
     await wait_settled(db)
@@ -56,9 +58,51 @@ async def partly_shipped_then_cancelled(api: Any, worker: Any, db: Any) -> dict[
     return {"partly_shipped_then_cancelled": workflow_id}
 
 
+async def waited_weeks_then_delayed_and_shipped(api: Any, worker: Any, db: Any,
+                                                env: Any) -> dict[str, str]:
+    """Weekly updates, a tier escalation, a missed promise and a delay, then shipped."""
+    await make_product(api, "REC-5")
+    body = order_body("REC-5", [("REC-5", 2)], tier="gold")
+    body["lines"][0]["promised_date"] = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    order = (await api.post("/orders", json=body)).json()
+    line = order["lines"][0]
+    await wait_settled(db)
+    await env.sleep(timedelta(days=9))
+    r = await api.post(f"/backorders/{line['id']}/delay", json={"reason": "supplier slipped"})
+    assert r.status_code == 202, r.text
+    await wait_settled(db)
+    await receive(api, "REC-5-A", "REC-5", 2)
+    await _finish(worker, line["workflow_id"])
+    return {"waited_weeks_then_delayed_and_shipped": line["workflow_id"]}
+
+
+async def quiet_hours_and_daily_digest(api: Any, worker: Any, db: Any,
+                                       env: Any) -> dict[str, str]:
+    """A message held on a timer for quiet hours; a day's updates sent as one digest."""
+    now = datetime.now(UTC)
+    quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
+             "end": (now + timedelta(hours=2)).strftime("%H:%M")}
+    await api.put("/customers/night/preferences", json={"quiet_hours": quiet})
+    await api.put("/customers/daily/preferences", json={"digest": "daily"})
+    await make_product(api, "REC-6")
+    night = await place(api, "REC-6-N", [("REC-6", 1)], customer="night")
+    daily = await place(api, "REC-6-D", [("REC-6", 1)], customer="daily")
+    [queued] = await eventually(lambda: rows(
+        db, "SELECT send_after FROM notifications WHERE customer_id = 'daily'"))
+    await env.sleep(timedelta(days=1))
+    await receive(api, "REC-6-A", "REC-6", 2)
+    for order in (night, daily):
+        await _finish(worker, order["lines"][0]["workflow_id"])
+    digest = digest_workflow_id("daily", queued.send_after.isoformat())
+    await worker.client.get_workflow_handle(digest).result()
+    return {"quiet_hours_line": night["lines"][0]["workflow_id"], "daily_digest": digest}
+
+
 SCENARIOS: list[Scenario] = [
     fulfilled_from_stock,
     backordered_then_partial_receipts,
     cancelled_while_waiting,
     partly_shipped_then_cancelled,
+    waited_weeks_then_delayed_and_shipped,
+    quiet_hours_and_daily_digest,
 ]

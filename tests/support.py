@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from backorders.notify.service import Notifier, relay_staff_alerts
 from backorders.services.outbox import OutboxDeliverer, OutboxRelay
 from backorders.settings import Settings
 from worker import build_worker, simulated_warehouse
@@ -32,19 +33,24 @@ class RunningWorker:
 async def start_worker(
     client: Client, engine: AsyncEngine, settings: Settings, *, relay: bool = True
 ) -> AsyncIterator[RunningWorker]:
-    worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings))
+    notifier = Notifier(engine, settings)
+    worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings),
+                          notifier)
     stop = asyncio.Event()
     async with worker:
-        task = None
+        tasks = []
         if relay:
-            task = asyncio.create_task(
-                OutboxRelay(OutboxDeliverer(engine, client, settings), settings).run(stop)
-            )
+            tasks = [
+                asyncio.create_task(
+                    OutboxRelay(OutboxDeliverer(engine, client, settings), settings).run(stop)),
+                asyncio.create_task(
+                    relay_staff_alerts(notifier, stop, settings.outbox_poll_seconds)),
+            ]
         try:
             yield RunningWorker(worker, client, settings)
         finally:
             stop.set()
-            if task is not None:
+            for task in tasks:
                 await task
 
 

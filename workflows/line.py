@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -18,12 +18,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
+    from activities.notify import NotifyActivities
     from backorders import search_attributes as keys
     from backorders.contracts import (
         AllocationRef,
         AllocationView,
         CancelNotice,
+        DelayNotice,
         LineInput,
+        LineNotice,
         LineProgress,
         LineState,
         StepInput,
@@ -36,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         LineStatus,
         line_status,
     )
+    from backorders.notify.message import Event
 
 S = AllocationStatus
 
@@ -58,6 +62,18 @@ STEP_DONE = {
 # Timeline entries carried into a continued run; the database keeps the full timeline.
 CARRIED_TIMELINE = 100
 
+NOTIFICATIONS = "notifications-v1"
+"""Patch: lines started before notifications existed replay without them."""
+NOTIFY_TIMEOUT = timedelta(minutes=5)
+# A message that cannot be sent after a day of trying is given up (and shows as such):
+# it must never hold the line itself up.
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(hours=2),
+    maximum_attempts=20,
+)
+
 DISPATCH_STEPS = (
     DispatchActivities.pick,
     DispatchActivities.pack,
@@ -76,6 +92,9 @@ class LineWorkflow:
         self._tasks: list[asyncio.Task[None]] = []
         self._status: LineStatus | None = None
         self._failure: str | None = None
+        self._notices: list[LineNotice] = []
+        self._notifying = 0
+        self._notifications_on = False
         progress = line.progress
         if progress is not None:
             self._restore(progress)
@@ -93,14 +112,21 @@ class LineWorkflow:
 
     @workflow.run
     async def run(self, line: LineInput) -> LineState:
+        self._notifications_on = workflow.patched(NOTIFICATIONS)
+        if self._notifications_on:
+            self._announce_backorder()
+        else:
+            self._notices.clear()
         self._publish_status()
         while not self._finished():
             await workflow.wait_condition(
                 lambda: bool(self._to_dispatch)
+                or bool(self._notices)
                 or self._finished()
                 or self._failure is not None
                 or self._should_continue_as_new()
             )
+            self._send_notices()
             if self._failure is not None:
                 raise ApplicationError(self._failure, type="DispatchFailed", non_retryable=True)
             if self._should_continue_as_new():
@@ -111,7 +137,9 @@ class LineWorkflow:
             while self._to_dispatch:
                 self._dispatching += 1
                 self._tasks.append(asyncio.create_task(self._dispatch(self._to_dispatch.pop(0))))
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._send_notices()
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and self._notifying == 0)
         self._note("closed", f"line closed: {self._shipped} shipped, {self._cancelled} cancelled")
         return self.state()
 
@@ -124,6 +152,8 @@ class LineWorkflow:
         self._waiting -= ref.quantity
         source = f"receipt {ref.receipt_id}" if ref.receipt_id else ref.source.replace("_", " ")
         self._accept(ref, f"allocated from {source}")
+        self._notice(Event.ALLOCATED, f"allocated:{ref.allocation_id}",
+                     f"{ref.quantity} unit(s) allocated", quantity=ref.quantity)
         self._publish_status()
 
     @workflow.signal
@@ -147,7 +177,18 @@ class LineWorkflow:
                 self._cancelled += allocation.quantity
         total = notice.waiting_quantity + sum(r.quantity for r in notice.allocations)
         self._note("cancelled", f"{total} unit(s) cancelled: {notice.reason}")
+        self._notice(Event.CANCELLED, f"cancelled:{notice.event_id}", notice.reason,
+                     quantity=total)
         self._publish_status()
+
+    @workflow.signal
+    def delayed(self, notice: DelayNotice) -> None:
+        """Supply for this line slipped: tell the customer, with the new date if known."""
+        if notice.event_id in self._seen_cancels or self._waiting <= 0:  # applied event ids
+            return
+        self._seen_cancels.add(notice.event_id)
+        self._note("delayed", notice.reason)
+        self._notice(Event.DELAYED, f"delayed:{notice.event_id}", notice.reason)
 
     @workflow.query
     def state(self) -> LineState:
@@ -216,6 +257,9 @@ class LineWorkflow:
             allocation.tracking_number = result.tracking_number
             self._note("dispatched", f"{allocation.quantity} unit(s) dispatched, "
                                      f"tracking {result.tracking_number}")
+            self._notice(Event.DISPATCHED, f"dispatched:{allocation.allocation_id}",
+                         f"{allocation.quantity} unit(s) dispatched",
+                         quantity=allocation.quantity)
         elif new == S.CANCELLED:
             self._cancelled += allocation.quantity
             self._note("cancelled", f"{allocation.quantity} allocated unit(s) cancelled")
@@ -227,7 +271,8 @@ class LineWorkflow:
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
-        idle = not self._to_dispatch and self._dispatching == 0
+        idle = (not self._to_dispatch and self._dispatching == 0
+                and not self._notices and self._notifying == 0)
         too_long = (info.is_continue_as_new_suggested()
                     or info.get_current_history_length() >= self._line.history_limit)
         return idle and too_long and not self._finished()
@@ -253,6 +298,109 @@ class LineWorkflow:
         # all the same (every step is idempotent).
         self._to_dispatch = [a.allocation_id for a in progress.allocations
                              if S(a.status) not in TERMINAL]
+
+    # --- notifications ------------------------------------------------------------------
+
+    def _announce_backorder(self) -> None:
+        """A new backorder: tell the customer, escalate a high-tier customer's wait at
+        once, and keep them posted on durable timers while the line waits."""
+        line = self._line
+        if not line.backordered_quantity:
+            return
+        if line.progress is None:
+            self._notice(Event.BACKORDERED, "backordered",
+                         f"{line.backordered_quantity} unit(s) backordered")
+            if line.escalate_at_once:
+                self._notice(Event.ESCALATION, "escalation:tier",
+                             f"{line.customer_tier} customer waiting for "
+                             f"{line.backordered_quantity} unit(s)")
+        self._tasks.append(asyncio.create_task(self._remind_while_waiting()))
+
+    async def _remind_while_waiting(self) -> None:
+        line = self._line
+        since = workflow.now()
+        every = timedelta(hours=line.status_update_hours)
+        next_update = since + every
+        escalate_at = since + timedelta(hours=line.escalate_after_hours)
+        escalated = line.escalate_at_once
+        promise_at = promise_told = None
+        if line.promised_date is not None:
+            promised = date.fromisoformat(line.promised_date)
+            promise_at = datetime.combine(promised + timedelta(days=1), time(0), tzinfo=UTC)
+            promise_told = False
+        while not self._finished():
+            due = []
+            if self._waiting > 0:
+                due.append(next_update)
+                if not escalated:
+                    due.append(escalate_at)
+            if promise_at is not None and not promise_told:
+                due.append(promise_at)
+            if not due:
+                return
+            wait = max(min(due) - workflow.now(), timedelta(seconds=1))
+            try:
+                await workflow.wait_condition(self._finished, timeout=wait)
+                return
+            except TimeoutError:
+                pass
+            now = workflow.now()
+            days = (now - since).days
+            if self._waiting > 0 and now >= next_update:
+                self._notice(Event.STATUS_UPDATE, f"status_update:{int(next_update.timestamp())}",
+                             None, days)
+                next_update += every
+            if self._waiting > 0 and not escalated and now >= escalate_at:
+                escalated = True
+                self._notice(Event.ESCALATION, "escalation:waited",
+                             f"waiting {days} day(s) for {self._waiting} unit(s)", days)
+            if promise_at is not None and not promise_told and now >= promise_at:
+                promise_told = True
+                undelivered = line.quantity - self._shipped - self._cancelled
+                if undelivered > 0:
+                    detail = (f"promised by {line.promised_date}; "
+                              f"{undelivered} unit(s) not yet shipped")
+                    self._note("promise_missed", detail)
+                    self._notice(Event.PROMISE_MISSED, "promise_missed", detail, days)
+                    self._notice(Event.STAFF_PROMISE_MISSED, "promise_missed:staff", detail, days)
+
+    def _notice(self, event: Event, key: str, detail: str | None, days: int = 0,
+                quantity: int = 0) -> None:
+        """Queue a message; the run loop sends it (once notifications are known to be on:
+        signals can arrive before the run starts)."""
+        if event in (Event.DISPATCHED, Event.CANCELLED) and not self._line.backordered_quantity:
+            return  # never a backorder: the shop's own order emails cover it
+        self._notices.append(LineNotice(
+            line_id=self._line.line_id, event=event.value, key=f"{self._line.line_id}:{key}",
+            occurred_at=workflow.now(), detail=detail, days_waiting=days, quantity=quantity))
+
+    def _send_notices(self) -> None:
+        if not self._notifications_on:
+            self._notices.clear()
+            return
+        while self._notices:
+            self._notifying += 1
+            self._tasks.append(asyncio.create_task(self._send(self._notices.pop(0))))
+
+    async def _send(self, notice: LineNotice) -> None:
+        try:
+            outcome = await workflow.execute_activity_method(
+                NotifyActivities.notify_line, notice,
+                start_to_close_timeout=NOTIFY_TIMEOUT, retry_policy=NOTIFY_RETRY)
+            if outcome.send_after is not None:  # the customer's quiet hours
+                self._note("notification", f"{notice.event} message held until "
+                                           f"{outcome.send_after.isoformat()} (quiet hours)")
+                await workflow.sleep(max(outcome.send_after - workflow.now(),
+                                         timedelta(seconds=1)))
+                outcome = await workflow.execute_activity_method(
+                    NotifyActivities.deliver, outcome.notification_ids,
+                    start_to_close_timeout=NOTIFY_TIMEOUT, retry_policy=NOTIFY_RETRY)
+            self._note("notification", f"{notice.event} message: {outcome.status}")
+        except ActivityError as err:
+            self._note("notification", f"{notice.event} message could not be sent: "
+                                       f"{err.cause.message if err.cause else err.message}")
+        finally:
+            self._notifying -= 1
 
     # --- bookkeeping --------------------------------------------------------------------
 

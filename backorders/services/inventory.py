@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backorders.db import transaction
+from backorders.notify import alerts
 from backorders.schemas import (
     AllocationOut,
     BackorderPolicy,
@@ -32,14 +33,16 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn) -> tuple[P
                 sa.text(
                     """
                     INSERT INTO products (sku, name, backorder_allowed, backorder_max_quantity,
-                                          discontinued, allocation_policy)
-                    VALUES (:sku, :name, :allowed, :max_quantity, :discontinued, :policy)
+                                          discontinued, allocation_policy, low_stock_threshold)
+                    VALUES (:sku, :name, :allowed, :max_quantity, :discontinued, :policy,
+                            :threshold)
                     ON CONFLICT (sku) DO UPDATE SET
                         name = EXCLUDED.name,
                         backorder_allowed = EXCLUDED.backorder_allowed,
                         backorder_max_quantity = EXCLUDED.backorder_max_quantity,
                         discontinued = EXCLUDED.discontinued,
                         allocation_policy = EXCLUDED.allocation_policy,
+                        low_stock_threshold = EXCLUDED.low_stock_threshold,
                         updated_at = now()
                     RETURNING *, (xmax = 0) AS created
                     """
@@ -51,6 +54,7 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn) -> tuple[P
                     "max_quantity": body.backorder.max_quantity,
                     "discontinued": body.backorder.discontinued,
                     "policy": body.allocation_policy.value,
+                    "threshold": body.low_stock_threshold,
                 },
             )
         ).one()
@@ -82,6 +86,7 @@ def _product_out(row: sa.Row) -> ProductOut:
             discontinued=row.discontinued,
         ),
         allocation_policy=row.allocation_policy,
+        low_stock_threshold=row.low_stock_threshold,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -137,6 +142,7 @@ async def count_stock(
                 conn, row, settings, source="stock_count", label="a stock count"
             )
             outbox_ids = run.inline_outbox_ids
+            await alerts.stock_changed(conn, row, settings)
             log.info("stock count %s: on hand %+d to %d, %d unit(s) allocated to waiting lines",
                      sku, delta, row.on_hand, sum(a.quantity for a in run.allocations))
             run_allocations = [

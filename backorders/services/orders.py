@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backorders.db import transaction
 from backorders.domain.customers import TIER_RANK, Tier
 from backorders.domain.lifecycle import CANCELLABLE, AllocationStatus, line_status
+from backorders.notify import alerts
 from backorders.schemas import CancelIn, OrderIn
 from backorders.services import lines, outbox, stock
 from backorders.services.allocation import allocate_to_queue
@@ -91,6 +92,7 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 "workflow_id": outbox.workflow_id_for(line_id),
                 "placed_at": placed_at, "tier_rank": TIER_RANK[Tier(body.customer.tier)],
                 "order_value": order_value, "customer_id": body.customer.id,
+                "promised_date": ln.promised_date,
             })
             if fulfillable:
                 intake_allocations.append({
@@ -110,10 +112,11 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 """
                 INSERT INTO order_lines (id, order_id, line_no, sku, quantity, unit_price,
                     fulfillable_quantity, initial_backordered, waiting_quantity, status,
-                    workflow_id, placed_at, tier_rank, order_value, customer_id)
+                    workflow_id, placed_at, tier_rank, order_value, customer_id, promised_date)
                 VALUES (:id, :order_id, :line_no, :sku, :quantity, :unit_price,
                     :fulfillable_quantity, :initial_backordered, :waiting_quantity, :status,
-                    :workflow_id, :placed_at, :tier_rank, :order_value, :customer_id)
+                    :workflow_id, :placed_at, :tier_rank, :order_value, :customer_id,
+                    :promised_date)
                 """
             ),
             line_rows,
@@ -128,8 +131,13 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 ),
                 intake_allocations,
             )
+        backordered_skus = {ln.sku for ln, r in zip(body.lines, line_rows, strict=True)
+                            if r["waiting_quantity"]}
         for row in stock_rows.values():
             await stock.save(conn, row)
+            await alerts.stock_changed(conn, row, settings)
+            if row.sku in backordered_skus:
+                await alerts.backorders_created(conn, row, settings)
         await lines.record(conn, events)
         outbox_ids = await outbox.enqueue(
             conn, outbox.START, [(r["id"], {}) for r in line_rows], settings

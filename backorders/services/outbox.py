@@ -34,7 +34,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from backorders import search_attributes as keys
-from backorders.contracts import AllocationRef, CancelNotice, LineInput
+from backorders.contracts import AllocationRef, CancelNotice, DelayNotice, LineInput
 from backorders.domain.lifecycle import AllocationStatus, line_status
 from backorders.settings import Settings
 
@@ -45,6 +45,7 @@ CHANNEL = "backorders_outbox"
 START = "line.start"
 ALLOCATED = "line.allocated"
 CANCELLED = "line.cancelled"
+DELAYED = "line.delayed"
 
 
 def workflow_id_for(line_id: uuid.UUID | str) -> str:
@@ -97,7 +98,7 @@ class DeliveryReport:
 _LINE_INPUTS = sa.text(
     """
     SELECT l.id, l.order_id, o.order_number, o.channel, l.sku, o.customer_id,
-           o.customer_tier, l.quantity, l.initial_backordered, l.workflow_id,
+           o.customer_tier, l.quantity, l.initial_backordered, l.workflow_id, l.promised_date,
            a.id AS intake_id, a.quantity AS intake_quantity
     FROM order_lines l
     JOIN orders o ON o.id = l.order_id
@@ -197,6 +198,10 @@ class OutboxDeliverer:
                 backordered_quantity=r.initial_backordered,
                 intake_allocation=intake,
                 history_limit=self._settings.line_history_limit,
+                promised_date=r.promised_date.isoformat() if r.promised_date else None,
+                status_update_hours=self._settings.notify_status_update_hours,
+                escalate_after_hours=self._settings.notify_escalate_after_hours,
+                escalate_at_once=r.customer_tier in self._settings.notify_escalate_tiers,
             )
         return inputs
 
@@ -212,6 +217,8 @@ class OutboxDeliverer:
             notice = dict(payload)
             notice["allocations"] = [AllocationRef(**a) for a in payload["allocations"]]
             signal, args = "cancel", [CancelNotice(**notice)]
+        elif kind == DELAYED:
+            signal, args = "delayed", [DelayNotice(**payload)]
         elif kind != START:
             return f"unknown outbox message kind {kind!r}"
         async with self._slots:

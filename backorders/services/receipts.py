@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backorders.db import transaction
+from backorders.notify import alerts
+from backorders.notify.templates import ReceiptFacts
 from backorders.schemas import AllocationOut, ReceiptIn, ReceiptOut
 from backorders.services import stock
 from backorders.services.allocation import allocate_to_queue
@@ -83,6 +85,10 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> R
                 for a in run.allocations
             ],
         )
+        await alerts.receipt_processed(conn, row, ReceiptFacts(
+            receipt_id=body.receipt_id, sku=body.sku, quantity=body.quantity,
+            allocated_quantity=allocated, lines_served=len({a.line_id for a in run.allocations}),
+            to_stock_quantity=body.quantity - allocated), settings)
         return ReceiptResult(receipt, True, run.inline_outbox_ids)
 
     return await transaction(engine, work)

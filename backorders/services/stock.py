@@ -24,6 +24,7 @@ class StockRow:
     backorder_allowed: bool
     backorder_max_quantity: int | None
     discontinued: bool
+    low_stock_threshold: int | None = None
 
     @property
     def available(self) -> int:
@@ -35,7 +36,8 @@ async def lock(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockRow
         sa.text(
             """
             SELECT s.sku, s.on_hand, s.reserved, s.backordered, p.allocation_policy,
-                   p.backorder_allowed, p.backorder_max_quantity, p.discontinued
+                   p.backorder_allowed, p.backorder_max_quantity, p.discontinued,
+                   p.low_stock_threshold
             FROM stock s JOIN products p ON p.sku = s.sku
             WHERE s.sku = ANY(:skus)
             ORDER BY s.sku
@@ -54,6 +56,7 @@ async def lock(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockRow
             backorder_allowed=r.backorder_allowed,
             backorder_max_quantity=r.backorder_max_quantity,
             discontinued=r.discontinued,
+            low_stock_threshold=r.low_stock_threshold,
         )
         for r in rows
     }

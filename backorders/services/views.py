@@ -53,6 +53,7 @@ async def get_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderOut:
             fulfillable_quantity=r.fulfillable_quantity, backordered_quantity=r.waiting_quantity,
             in_progress_quantity=r.in_progress, shipped_quantity=r.shipped_quantity,
             cancelled_quantity=r.cancelled_quantity, status=r.status, workflow_id=r.workflow_id,
+            promised_date=r.promised_date,
         )
         for r in rows
     ]

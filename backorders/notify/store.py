@@ -1,0 +1,312 @@
+"""The notification store in PostgreSQL: preferences, one row per message (keyed by its
+idempotency key, so an event is recorded and sent at most once), and the lease that
+keeps two workers from sending the same message at the same moment."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backorders.db import autocommit
+from backorders.notify.message import Channel
+from backorders.notify.routing import Attempt, Contact, Preferences, Route
+from backorders.schemas import PreferencesIn, PreferencesOut, QuietHours
+from backorders.services.errors import NotFound
+
+LEASE_SECONDS = 120
+"""How long a sender holds a message before another may take it over (it crashed)."""
+
+
+# --- preferences -----------------------------------------------------------------------
+
+
+async def load_recipient(conn: AsyncConnection, customer_id: str) -> tuple[Preferences, Contact]:
+    row = (await conn.execute(sa.text(
+        """
+        SELECT c.email, c.phone, p.channels, p.digest, p.timezone, p.quiet_start, p.quiet_end,
+               p.opted_out, p.segments, p.push_token, p.app_active_until
+        FROM customers c LEFT JOIN customer_preferences p ON p.customer_id = c.id
+        WHERE c.id = :id
+        """), {"id": customer_id})).one_or_none()
+    if row is None:
+        return Preferences(), Contact()
+    contact = Contact(email=row.email, phone=row.phone, push_token=row.push_token)
+    if row.channels is None:
+        return Preferences(), contact
+    return Preferences(
+        channels=tuple(Channel(c) for c in row.channels),
+        digest=row.digest,
+        timezone=row.timezone,
+        quiet_start=row.quiet_start,
+        quiet_end=row.quiet_end,
+        opted_out=frozenset(Channel(c) for c in row.opted_out),
+        segments=frozenset(row.segments),
+        app_active_until=row.app_active_until,
+    ), contact
+
+
+# --- opt-out links ---------------------------------------------------------------------
+
+
+def opt_out_token(secret: str, customer_id: str, channel: str) -> str:
+    return hmac.new(secret.encode(), f"{customer_id}:{channel}".encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def opt_out_valid(secret: str, customer_id: str, channel: str, token: str) -> bool:
+    return hmac.compare_digest(opt_out_token(secret, customer_id, channel), token)
+
+
+async def opt_out(engine: AsyncEngine, customer_id: str, channel: Channel) -> bool:
+    """Honoured at once: every later send reads preferences afresh."""
+    async with engine.begin() as conn:
+        known = (await conn.execute(sa.text("SELECT 1 FROM customers WHERE id = :id"),
+                                    {"id": customer_id})).scalar_one_or_none()
+        if known is None:
+            return False
+        await conn.execute(sa.text(
+            """
+            INSERT INTO customer_preferences (customer_id, opted_out) VALUES (:id, ARRAY[:ch])
+            ON CONFLICT (customer_id) DO UPDATE
+            SET opted_out = (SELECT array_agg(DISTINCT c) FROM
+                             unnest(customer_preferences.opted_out || ARRAY[:ch]) c),
+                updated_at = now()
+            """), {"id": customer_id, "ch": channel.value})
+    return True
+
+
+async def opt_out_phone(engine: AsyncEngine, phone: str) -> list[str]:
+    """An SMS keyword reply: opt every customer with that number out of SMS."""
+    async with engine.connect() as conn:
+        ids = (await conn.execute(sa.text("SELECT id FROM customers WHERE phone = :p"),
+                                  {"p": phone})).scalars().all()
+    for customer_id in ids:
+        await opt_out(engine, customer_id, Channel.SMS)
+    return list(ids)
+
+
+# --- messages --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: int
+    status: str
+    send_after: datetime | None
+    created: bool
+
+
+def _attempts_json(route: Route) -> list[dict[str, str]]:
+    return [{"channel": a.channel.value, "to": a.to, "via": a.via.value} for a in route.attempts]
+
+
+def attempts_of(row: Any) -> list[Attempt]:
+    return [Attempt(Channel(a["channel"]), a["to"], Channel(a["via"]))
+            for a in row.facts.get("attempts", [])]
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    key: str,
+    event: str,
+    audience: str,
+    route: Route,
+    facts: dict[str, Any],
+    event_at: datetime,
+    customer_id: str | None = None,
+    order_id: uuid.UUID | None = None,
+    line_id: uuid.UUID | None = None,
+    sku: str | None = None,
+) -> Recorded:
+    """Insert the message once; a second call with the same key returns the first."""
+    facts = {**facts, "attempts": _attempts_json(route), "digest": route.digest}
+    row = (await conn.execute(sa.text(
+        """
+        INSERT INTO notifications (idempotency_key, event, audience, customer_id, order_id,
+            line_id, sku, status, reason, channels, facts, event_at, send_after)
+        VALUES (:key, :event, :audience, :customer_id, :order_id, :line_id, :sku, :status,
+                :reason, :channels, CAST(:facts AS jsonb), :event_at, :send_after)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id, status, send_after
+        """), {
+            "key": key, "event": event, "audience": audience, "customer_id": customer_id,
+            "order_id": order_id, "line_id": line_id, "sku": sku, "status": route.status,
+            "reason": route.reason, "channels": [a.channel.value for a in route.attempts],
+            "facts": json.dumps(facts, default=str), "event_at": event_at,
+            "send_after": route.send_after,
+        })).one_or_none()
+    if row is not None:
+        return Recorded(row.id, row.status, row.send_after, created=True)
+    row = (await conn.execute(sa.text(
+        "SELECT id, status, send_after FROM notifications WHERE idempotency_key = :key"),
+        {"key": key})).one()
+    return Recorded(row.id, row.status, row.send_after, created=False)
+
+
+async def claim(engine: AsyncEngine, notification_id: int) -> Any | None:
+    """Take the message for sending unless it was sent, suppressed, failed or digested,
+    or another sender holds a live lease on it."""
+    async with autocommit(engine).connect() as conn:
+        return (await conn.execute(sa.text(
+            """
+            UPDATE notifications
+            SET facts = jsonb_set(facts, '{lease_until}',
+                                  to_jsonb(now() + make_interval(secs => :lease)))
+            WHERE id = :id AND status IN ('pending', 'queued')
+              AND coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
+            RETURNING *
+            """), {"id": notification_id, "lease": LEASE_SECONDS})).one_or_none()
+
+
+async def get(engine: AsyncEngine, notification_id: int) -> Any | None:
+    async with autocommit(engine).connect() as conn:
+        return (await conn.execute(sa.text("SELECT * FROM notifications WHERE id = :id"),
+                                   {"id": notification_id})).one_or_none()
+
+
+async def finish(
+    engine: AsyncEngine,
+    notification_id: int,
+    *,
+    status: str,
+    attempt_log: list[dict[str, Any]],
+    reason: str | None = None,
+    channel: str | None = None,
+    recipient: str | None = None,
+    subject: str | None = None,
+    body_text: str | None = None,
+    body_html: str | None = None,
+    provider_id: str | None = None,
+) -> None:
+    async with autocommit(engine).connect() as conn:
+        await conn.execute(sa.text(
+            """
+            UPDATE notifications
+            SET status = :status, reason = coalesce(:reason, reason),
+                channel = :channel, recipient = :recipient, subject = :subject,
+                body_text = :text, body_html = :html, provider_id = :provider_id,
+                attempts = attempts + jsonb_array_length(CAST(:log AS jsonb)),
+                attempt_log = attempt_log || CAST(:log AS jsonb),
+                sent_at = CASE WHEN :status = 'sent' THEN now() END,
+                failed_at = CASE WHEN :status = 'failed' THEN now() END,
+                facts = facts - 'lease_until'
+            WHERE id = :id
+            """), {
+                "id": notification_id, "status": status, "reason": reason,
+                "channel": channel, "recipient": recipient, "subject": subject,
+                "text": body_text, "html": body_html, "provider_id": provider_id,
+                "log": json.dumps(attempt_log, default=str),
+            })
+
+
+async def release(engine: AsyncEngine, notification_id: int) -> None:
+    """Give the lease back without sending (the send will be tried again)."""
+    async with autocommit(engine).connect() as conn:
+        await conn.execute(sa.text(
+            "UPDATE notifications SET facts = facts - 'lease_until' WHERE id = :id"),
+            {"id": notification_id})
+
+
+NOTIFICATION_COLUMNS = (
+    "id, idempotency_key, event, audience, customer_id, order_id, line_id, sku, status, "
+    "reason, channels, channel, recipient, subject, body_text, attempts, attempt_log, "
+    "provider_id, digest_id, event_at, created_at, send_after, sent_at, failed_at"
+)
+
+
+async def list_notifications(
+    engine: AsyncEngine,
+    *,
+    order_id: uuid.UUID | None = None,
+    customer_id: str | None = None,
+    status: str | None = None,
+    event: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Any], int]:
+    where, params = ["true"], {"limit": limit, "offset": offset}
+    for column, value in (("order_id", order_id), ("customer_id", customer_id),
+                          ("status", status), ("event", event)):
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    async with autocommit(engine).connect() as conn:
+        rows = (await conn.execute(sa.text(
+            f"""
+            SELECT {NOTIFICATION_COLUMNS}, count(*) OVER () AS total
+            FROM notifications WHERE {" AND ".join(where)}
+            ORDER BY created_at, id LIMIT :limit OFFSET :offset
+            """), params)).all()
+    return list(rows), (rows[0].total if rows else 0)
+
+
+# --- the preferences API -------------------------------------------------------------
+
+
+def _preferences_out(customer_id: str, row: Any) -> PreferencesOut:
+    if row is None:
+        defaults = PreferencesIn()
+        return PreferencesOut(customer_id=customer_id, channels=defaults.channels,
+                              digest=defaults.digest, timezone=defaults.timezone,
+                              quiet_hours=None, opted_out=[], segments=[], push_token=None,
+                              app_active_until=None, updated_at=datetime.now().astimezone())
+    quiet = (QuietHours(start=row.quiet_start, end=row.quiet_end)
+             if row.quiet_start is not None and row.quiet_end is not None else None)
+    return PreferencesOut(
+        customer_id=customer_id, channels=list(row.channels), digest=row.digest,
+        timezone=row.timezone, quiet_hours=quiet, opted_out=list(row.opted_out),
+        segments=list(row.segments), push_token=row.push_token,
+        app_active_until=row.app_active_until, updated_at=row.updated_at)
+
+
+async def put_preferences(engine: AsyncEngine, customer_id: str,
+                          body: PreferencesIn) -> PreferencesOut:
+    """Replace the customer's preferences; a customer not seen in an order yet is
+    created, so a shop can set preferences at sign-up."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO customers (id) VALUES (:id) ON CONFLICT DO NOTHING"), {"id": customer_id})
+        row = (await conn.execute(sa.text(
+            """
+            INSERT INTO customer_preferences (customer_id, channels, digest, timezone,
+                quiet_start, quiet_end, opted_out, segments, push_token, app_active_until)
+            VALUES (:id, :channels, :digest, :tz, :qs, :qe, :opted_out, :segments, :push,
+                    :active)
+            ON CONFLICT (customer_id) DO UPDATE SET
+                channels = EXCLUDED.channels, digest = EXCLUDED.digest,
+                timezone = EXCLUDED.timezone, quiet_start = EXCLUDED.quiet_start,
+                quiet_end = EXCLUDED.quiet_end, opted_out = EXCLUDED.opted_out,
+                segments = EXCLUDED.segments, push_token = EXCLUDED.push_token,
+                app_active_until = EXCLUDED.app_active_until, updated_at = now()
+            RETURNING *
+            """), {
+                "id": customer_id, "channels": list(body.channels), "digest": body.digest,
+                "tz": body.timezone,
+                "qs": body.quiet_hours.start if body.quiet_hours else None,
+                "qe": body.quiet_hours.end if body.quiet_hours else None,
+                "opted_out": list(body.opted_out), "segments": list(body.segments),
+                "push": body.push_token, "active": body.app_active_until,
+            })).one()
+    return _preferences_out(customer_id, row)
+
+
+async def get_preferences(engine: AsyncEngine, customer_id: str) -> PreferencesOut:
+    async with autocommit(engine).connect() as conn:
+        known = (await conn.execute(sa.text("SELECT 1 FROM customers WHERE id = :id"),
+                                    {"id": customer_id})).scalar_one_or_none()
+        if known is None:
+            raise NotFound("unknown_customer", f"no customer {customer_id!r}",
+                           field="customer_id")
+        row = (await conn.execute(sa.text(
+            "SELECT * FROM customer_preferences WHERE customer_id = :id"),
+            {"id": customer_id})).one_or_none()
+    return _preferences_out(customer_id, row)

@@ -1,0 +1,294 @@
+"""Customer and staff notifications end to end (F11-F16): the line workflow tells its
+customer about each transition through the real SendGrid client (against a recording
+server on loopback), at most once, on the channel they prefer, never in their quiet
+hours, grouped in a daily digest when they ask; durable timers post updates, escalate
+and flag missed promises; staff hear about low stock, shortfalls and receipts."""
+
+from __future__ import annotations
+
+import time as clock
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from backorders.contracts import LineNotice
+from backorders.notify.service import Notifier
+from tests.fakes.providers import ProviderServer
+from tests.support import eventually, make_product, order_body, place, receive, rows, scalar
+from workflows.line import LineWorkflow
+
+SENDGRID = "/v3/mail/send"
+
+
+@pytest.fixture
+def provider_settings(settings, provider_server: ProviderServer):
+    """Real SendGrid and Twilio clients, pointed at the recording server."""
+    return settings.model_copy(update={
+        "sendgrid_api_key": SecretStr("SG.test-key"),
+        "sendgrid_host": provider_server.url,
+        "twilio_account_sid": "AC123",
+        "twilio_auth_token": SecretStr("secret"),
+        "twilio_from": "+15550000000",
+        "twilio_base_url": provider_server.url,
+        "notify_max_retry_seconds": 0.2,
+        "staff_sales": ["sales@shop.example"],
+        "staff_purchasing": ["buyers@shop.example"],
+        "staff_account_team": ["accounts@shop.example"],
+    })
+
+
+@pytest.fixture
+async def notifying(temporal_env, db, provider_settings):
+    """A worker and the API with providers configured."""
+    import httpx
+
+    from api.app import create_app
+    from tests.support import start_worker
+
+    async with start_worker(temporal_env.client, db, provider_settings) as running:
+        app = create_app(provider_settings, engine=db, client=temporal_env.client)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as api:
+                yield api, running
+
+
+async def notifications(api, **query: Any) -> list[dict[str, Any]]:
+    r = await api.get("/notifications", params=query)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+async def sent(api, event: str, **query: Any) -> list[dict[str, Any]]:
+    return [n for n in await notifications(api, **query)
+            if n["event"] == event and n["status"] == "sent"]
+
+
+def mails_to(server: ProviderServer, address: str) -> list[dict[str, Any]]:
+    return [r.json for r in server.requests_to(SENDGRID)
+            if r.json["personalizations"][0]["to"][0]["email"] == address]
+
+
+async def test_each_transition_reaches_the_customer_once_by_email(notifying, provider_server):
+    api, _ = notifying
+    await make_product(api, "NT-1", on_hand=1, name="Brake pad")
+    order = await place(api, "N-1", [("NT-1", 3)], customer="alice")
+
+    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="backordered")
+    await receive(api, "NT-GRN-1", "NT-1", 2)
+    await eventually(lambda: sent(api, "dispatched", order_id=order["id"]),
+                     lambda got: len(got) == 2, what="both dispatches announced")
+    allocated = await sent(api, "allocated", order_id=order["id"])
+
+    assert len(allocated) == 1 and allocated[0]["channel"] == "email"
+    assert allocated[0]["recipient"] == "alice@example.com"
+    mails = mails_to(provider_server, "alice@example.com")
+    subjects = [m["subject"] for m in mails]
+    assert len(mails) == 4, subjects  # backordered, allocated, two dispatches; nothing twice
+    keys = [m["custom_args"]["idempotency_key"] for m in mails]
+    assert len(set(keys)) == 4
+    backordered = next(m for m in mails
+                       if m["custom_args"]["idempotency_key"].endswith(":backordered:email"))
+    body = " ".join(c["value"] for c in backordered["content"])
+    assert "Brake pad" in body and "/opt-out?" in body
+
+
+async def test_a_retried_activity_never_sends_twice(notifying, provider_server, db,
+                                                    provider_settings):
+    api, _ = notifying
+    await make_product(api, "NT-2")
+    order = await place(api, "N-2", [("NT-2", 1)], customer="bob")
+    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
+    line_id = order["lines"][0]["id"]
+    notifier = Notifier(db, provider_settings)
+    before = len(mails_to(provider_server, "bob@example.com"))
+    assert before == 1
+
+    # The activity running again (after a timeout or a crash): same key, same row.
+    again = await notifier.notify_line(LineNotice(line_id, "backordered", f"{line_id}:backordered",
+                                                  datetime.now(UTC)))
+    for notification_id in again.notification_ids:
+        assert await notifier.deliver(notification_id) == "sent"
+
+    assert len(mails_to(provider_server, "bob@example.com")) == before
+    assert await scalar(db, "SELECT count(*) FROM notifications WHERE event = 'backordered'") == 1
+
+
+async def test_provider_429_and_500_are_retried_and_the_message_goes_once(
+        notifying, provider_server):
+    api, _ = notifying
+    provider_server.fail_next(SENDGRID, status=429, headers={"Retry-After": "0"}, times=1)
+    provider_server.fail_next(SENDGRID, status=500, times=1)
+    await make_product(api, "NT-3")
+    order = await place(api, "N-3", [("NT-3", 1)], customer="carol")
+
+    [note] = await eventually(lambda: sent(api, "backordered", order_id=order["id"]),
+                              what="sent after retries")
+    assert [r.answered for r in provider_server.requests_to(SENDGRID)][:3] == [429, 500, 202]
+    assert note["attempts"] == 1 and note["provider_id"]
+
+
+async def test_a_failing_channel_falls_back_to_the_next(notifying, provider_server):
+    api, _ = notifying
+    r = await api.put("/customers/dan/preferences", json={"channels": ["sms", "email"]})
+    assert r.status_code == 200, r.text
+    provider_server.fail_next("/2010-04-01/Accounts/AC123/Messages.json", status=400, times=5)
+    await make_product(api, "NT-4")
+    body = order_body("N-4", [("NT-4", 1)], customer="dan")
+    body["customer"]["phone"] = "+15551234567"
+    order = (await api.post("/orders", json=body)).json()
+
+    [note] = await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
+    assert note["channel"] == "email"
+    assert note["attempt_log"][0]["channel"] == "sms" and note["attempt_log"][0]["status"] == 400
+
+
+async def test_a_message_that_every_channel_refuses_is_recorded_as_failed(
+        notifying, provider_server):
+    api, _ = notifying
+    provider_server.fail_next(SENDGRID, status=500, times=100)
+    await make_product(api, "NT-5")
+    order = await place(api, "N-5", [("NT-5", 1)], customer="erin")
+
+    [note] = await eventually(lambda: notifications(api, order_id=order["id"], status="failed"),
+                              what="the failure to be recorded")
+    assert note["failed_at"] and "500" in note["reason"]
+
+
+async def test_opting_out_is_honoured_at_once_by_link_and_by_sms_keyword(
+        notifying, provider_server, provider_settings, db):
+    api, _ = notifying
+    await make_product(api, "NT-6")
+    body = order_body("N-6", [("NT-6", 2)], customer="fay")
+    body["customer"]["phone"] = "+15557654321"
+    order = (await api.post("/orders", json=body)).json()
+    [note] = await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
+    link = next(word for word in note["body_text"].split() if "/opt-out?" in word)
+    r = await api.get(link.removeprefix(provider_settings.public_base_url))
+    assert r.status_code == 200, r.text
+    assert (await api.get(link.replace("token=", "token=0"))).status_code == 403
+
+    r = await api.post("/sms/inbound", content="From=%2B15557654321&Body=stop",
+                       headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.json()["customers"] == ["fay"]
+    prefs = (await api.get("/customers/fay/preferences")).json()
+    assert sorted(prefs["opted_out"]) == ["email", "sms"]
+
+    await receive(api, "NT-GRN-6", "NT-6", 1)
+    [suppressed] = await eventually(
+        lambda: notifications(api, order_id=order["id"], event="allocated"), what="allocated")
+    assert suppressed["status"] == "suppressed" and "opted out" in suppressed["reason"]
+
+
+async def test_quiet_hours_hold_a_message_on_a_durable_timer(notifying, temporal_env, db):
+    api, running = notifying
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=1)).time().replace(microsecond=0, tzinfo=None)
+    end = (now + timedelta(hours=3)).time().replace(second=0, microsecond=0, tzinfo=None)
+    r = await api.put("/customers/gus/preferences",
+                      json={"quiet_hours": {"start": start.isoformat(), "end": end.isoformat()}})
+    assert r.status_code == 200, r.text
+    await make_product(api, "NT-7")
+    order = await place(api, "N-7", [("NT-7", 1)], customer="gus")
+
+    [queued] = await eventually(lambda: notifications(api, order_id=order["id"], status="queued"),
+                                what="the message to wait")
+    assert "quiet hours" in queued["reason"]
+    await temporal_env.sleep(timedelta(hours=4))
+    await eventually(lambda: sent(api, "backordered", order_id=order["id"]),
+                     what="sent when quiet hours end")
+    # Sent when the workflow's durable timer fired, in the workflow's (skipped) time.
+    handle = running.client.get_workflow_handle_for(LineWorkflow.run,
+                                                    order["lines"][0]["workflow_id"])
+    timeline = (await handle.query(LineWorkflow.state)).timeline
+    held = next(e for e in timeline if "held until" in e.message)
+    done = next(e for e in timeline if e.message == "backordered message: sent")
+    assert done.at >= datetime.fromisoformat(queued["send_after"]) > held.at
+
+
+async def test_a_daily_digest_groups_the_days_updates_into_one_message(
+        notifying, temporal_env, provider_server):
+    api, _ = notifying
+    r = await api.put("/customers/hal/preferences", json={"digest": "daily"})
+    assert r.status_code == 200, r.text
+    await make_product(api, "NT-8")
+    await make_product(api, "NT-9")
+    order = await place(api, "N-8", [("NT-8", 1), ("NT-9", 2)], customer="hal")
+    await eventually(lambda: notifications(api, customer_id="hal", status="queued"),
+                     lambda got: len(got) == 2, what="both updates queued for the digest")
+
+    await temporal_env.sleep(timedelta(days=1))
+    [digest] = await eventually(lambda: sent(api, "digest", customer_id="hal"), what="digest")
+    items = await notifications(api, order_id=order["id"])
+    assert {n["status"] for n in items} == {"digested"}
+    assert {n["digest_id"] for n in items} == {digest["id"]}
+    assert "NT-8" in digest["body_text"] and "NT-9" in digest["body_text"]
+    assert len(mails_to(provider_server, "hal@example.com")) == 1
+
+
+async def test_waiting_lines_get_weekly_updates_escalations_and_missed_promises(
+        notifying, temporal_env, provider_settings):
+    api, running = notifying
+    await make_product(api, "NT-10")
+    body = order_body("N-10", [("NT-10", 1)], customer="ida", tier="platinum")
+    body["lines"][0]["promised_date"] = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    order = (await api.post("/orders", json=body)).json()
+    # A platinum customer waiting is escalated at once.
+    await eventually(lambda: sent(api, "escalation"), what="tier escalation")
+
+    await temporal_env.sleep(timedelta(days=15))
+    updates = await eventually(lambda: sent(api, "status_update", order_id=order["id"]),
+                               lambda got: len(got) >= 2, what="two weekly updates")
+    assert len(updates) == 2
+    assert await eventually(lambda: sent(api, "promise_missed", order_id=order["id"]))
+    staff = await sent(api, "staff_promise_missed", order_id=order["id"])
+    assert [n["recipient"] for n in staff] == ["sales@shop.example"]
+    escalations = await sent(api, "escalation", order_id=order["id"])
+    assert [n["recipient"] for n in escalations] == ["accounts@shop.example"]  # once only
+    handle = running.client.get_workflow_handle_for(LineWorkflow.run,
+                                                    order["lines"][0]["workflow_id"])
+    state = await handle.query(LineWorkflow.state)
+    assert any(e.kind == "promise_missed" for e in state.timeline)
+
+
+async def test_staff_hear_of_low_stock_shortfalls_and_processed_receipts(notifying, db):
+    api, _ = notifying
+    await make_product(api, "NT-11", on_hand=10, low_stock_threshold=5)
+    await place(api, "N-11", [("NT-11", 6)], customer="jo")  # available 4 < 5
+    await place(api, "N-12", [("NT-11", 7)], customer="kim")  # 3 shipped, 4 backordered
+    await place(api, "N-13", [("NT-11", 1)], customer="lee")  # shortfall again: cooled down
+    await receive(api, "NT-GRN-11", "NT-11", 5)
+
+    got = await eventually(lambda: rows(db, "SELECT event, recipient, status FROM notifications "
+                                            "WHERE audience = 'staff' AND sku = 'NT-11'"),
+                           lambda rs: len(rs) == 5 and all(r.status == "sent" for r in rs),
+                           what="staff alerts sent")
+    assert sorted((r.event, r.recipient) for r in got) == [
+        ("low_stock", "buyers@shop.example"),
+        ("receipt_processed", "buyers@shop.example"),
+        ("receipt_processed", "sales@shop.example"),
+        ("supply_shortfall", "buyers@shop.example"),
+        ("supply_shortfall", "sales@shop.example"),
+    ]
+
+
+async def test_time_from_receipt_to_allocation_message(notifying, db):
+    """Prints the measured latency; bounded generously so a slow machine does not fail."""
+    api, _ = notifying
+    await make_product(api, "NT-12")
+    orders = [await place(api, f"N-L{i}", [("NT-12", 1)], customer=f"lat{i}") for i in range(5)]
+    for order in orders:
+        await eventually(lambda order=order: sent(api, "backordered", order_id=order["id"]))
+    started = clock.perf_counter()
+    receipt_at = datetime.now(UTC)
+    await receive(api, "NT-GRN-12", "NT-12", 5)
+    await eventually(lambda: rows(db, "SELECT sent_at FROM notifications "
+                                      "WHERE event = 'allocated' AND status = 'sent'"),
+                     lambda rs: len(rs) == 5, what="all allocation messages")
+    elapsed = clock.perf_counter() - started
+    latest = await scalar(db, "SELECT max(sent_at) FROM notifications WHERE event = 'allocated'")
+    print(f"receipt to last allocation message: {(latest - receipt_at).total_seconds():.3f} s "
+          f"(observed {elapsed:.3f} s)")
+    assert elapsed < 30
