@@ -1,6 +1,7 @@
-"""The ceiling: a bare workflow shaped like one line's life (a hand-off signal, then
-pick, pack, label and ship as activities) with no database, on the same server and the
-same worker settings. Run as a process: `python -m bench.ceiling`."""
+"""The ceiling: a bare workflow shaped like one line's life with no database, on the same
+server and the same worker settings: a "backordered" message, then the hand-off signal,
+then the "allocated" message beside pick, pack, label and ship, then the "dispatched"
+message, each an activity. Run as a process: `python -m bench.ceiling`."""
 
 from __future__ import annotations
 
@@ -26,12 +27,20 @@ class BareLine:
 
     @workflow.run
     async def run(self) -> int:
+        await self._step("backordered message")
         await workflow.wait_condition(lambda: self._allocated)
-        for step in STEPS:
-            await workflow.execute_activity(
-                bench_step, step, start_to_close_timeout=timedelta(minutes=1)
-            )
-        return len(STEPS)
+
+        async def dispatch() -> None:
+            for step in STEPS:
+                await self._step(step)
+
+        await asyncio.gather(self._step("allocated message"), dispatch())
+        await self._step("dispatched message")
+        return len(STEPS) + 3
+
+    @staticmethod
+    async def _step(name: str) -> None:
+        await workflow.execute_activity(bench_step, name, start_to_close_timeout=timedelta(minutes=1))
 
     @workflow.signal
     def allocated(self) -> None:
