@@ -35,6 +35,7 @@ from backorders.db import create_engine
 from backorders.schemas import ProductIn, ReceiptIn
 from backorders.services import inventory, outbox, receipts
 from backorders.settings import Settings
+from backorders.temporal import connect as temporal_connect
 from bench.ceiling import BareLine
 from bench.infra import CpuMeter, Infra, rss
 
@@ -120,8 +121,11 @@ def services_settings(infra: Infra, namespace: str) -> Settings:
 
 
 async def connect(infra: Infra, namespace: str) -> Client:
+    """The dev server's port opens a moment before its frontend is healthy."""
     assert infra.temporal is not None
-    return await Client.connect(infra.temporal.address, namespace=namespace)
+    settings = Settings(_env_file=None, temporal_address=infra.temporal.address,
+                        temporal_namespace=namespace)
+    return await temporal_connect(settings, attempts=120)
 
 
 # --- 1. ceiling -------------------------------------------------------------------------
