@@ -59,7 +59,8 @@ async def seed_waiting_lines(engine: AsyncEngine, sku: str, count: int, prefix: 
     would have left them; the relay in the worker then starts their workflows."""
     async with engine.begin() as conn:
         await conn.execute(sa.text(
-            "INSERT INTO customers (id) VALUES ('bench') ON CONFLICT DO NOTHING"))
+            "INSERT INTO customers (id, email) VALUES ('bench', 'bench@example.com') "
+            "ON CONFLICT DO NOTHING"))
         await conn.execute(sa.text(
             """
             WITH ids AS (
