@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from backorders.settings import Settings
+from backorders.temporal import connect
 from bench.infra import Infra
 from tests.support import check_invariants, eventually, order_body, scalar
 
@@ -61,7 +62,8 @@ async def stack(tmp_path) -> AsyncIterator[Stack]:
         url = Settings(_env_file=None, database_url=infra.database_url).database_url
         engine = create_async_engine(url, pool_pre_ping=True)
         assert infra.temporal is not None
-        client = await Client.connect(infra.temporal.address, namespace=NAMESPACE)
+        client = await connect(Settings(_env_file=None, temporal_address=infra.temporal.address,
+                                        temporal_namespace=NAMESPACE), attempts=120)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
             running = Stack(infra, engine, api, client, worker=None)  # type: ignore[arg-type]
             running.start_worker()
