@@ -13,7 +13,16 @@ from temporalio.client import Client
 
 from api import errors
 from api.deps import Services
-from api.routes import backorders, catalog, health, notifications, ops, orders, receipts
+from api.routes import (
+    backorders,
+    catalog,
+    health,
+    notifications,
+    ops,
+    orders,
+    receipts,
+    supply,
+)
 from backorders import logs
 from backorders.db import create_engine
 from backorders.services.outbox import OutboxDeliverer
@@ -48,7 +57,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (orders, receipts, catalog, backorders, notifications, ops, health):
+    for module in (orders, receipts, catalog, backorders, supply, notifications, ops, health):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -42,6 +42,11 @@ class LineInput:
     status_update_hours: float = 7 * 24
     escalate_after_hours: float = 7 * 24
     escalate_at_once: bool = False
+    # The expected date when the workflow started (ISO), or no supply in sight.
+    expected_date: str | None = None
+    no_supply: bool = False
+    # Part of a ship-complete order still waiting for other units: do not dispatch yet.
+    held: bool = False
 
 
 @dataclass
@@ -92,6 +97,8 @@ class LineProgress:
     allocations: list[AllocationView]
     seen_cancels: list[str]
     timeline: list[TimelineEntry]
+    expected_date: str | None = None
+    no_supply: bool = False
 
 
 @dataclass
@@ -109,6 +116,9 @@ class LineState:
     cancelled_quantity: int
     allocations: list[AllocationView]
     timeline: list[TimelineEntry]
+    expected_date: str | None = None
+    """When the waiting units should arrive (ISO date), if any supply covers them."""
+    no_supply: bool = False
 
 
 @dataclass
@@ -138,6 +148,18 @@ class NotifyOutcome:
 class DigestInput:
     customer_id: str
     send_at: datetime
+
+
+@dataclass
+class EtaNotice:
+    """The line's expected date was recomputed (supply or queue changed)."""
+
+    event_id: str
+    expected_date: str | None
+    no_supply: bool
+    tell_customer: bool
+    later: bool
+    reason: str
 
 
 @dataclass

@@ -41,6 +41,8 @@ class Product(Base):
     allocation_policy: Mapped[str] = mapped_column(sa.Text, server_default="fifo")
     # Staff hear when available stock falls below this (F16); no alert when unset.
     low_stock_threshold: Mapped[int | None] = mapped_column(sa.Integer)
+    # No new backorders after this date (the line is being phased out, say).
+    backorder_until: Mapped[Any | None] = mapped_column(sa.Date)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
@@ -92,6 +94,9 @@ class Order(Base):
     customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
     customer_tier: Mapped[str] = mapped_column(sa.Text)
     customer_email: Mapped[str | None] = mapped_column(sa.Text)
+    # Hold every line until the whole order can ship at once; released_at is when it could.
+    ship_complete: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    released_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     customer_phone: Mapped[str | None] = mapped_column(sa.Text)
     order_value: Mapped[Decimal] = mapped_column(sa.Numeric(28, 4))
     request_hash: Mapped[str] = mapped_column(sa.Text)
@@ -120,6 +125,10 @@ class OrderLine(Base):
     initial_backordered: Mapped[int] = mapped_column(sa.Integer)
     # The date the shop promised; when it passes undelivered, customer and sales hear.
     promised_date: Mapped[Any | None] = mapped_column(sa.Date)
+    # When the waiting units should arrive: the queue walked against open purchase
+    # orders, plus handling time. no_supply: no open purchase order covers them.
+    expected_date: Mapped[Any | None] = mapped_column(sa.Date)
+    no_supply: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     waiting_quantity: Mapped[int] = mapped_column(sa.Integer)
     shipped_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     cancelled_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
@@ -368,3 +377,65 @@ class StaffAlertState(Base):
     sku: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     fired_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Supplier(Base):
+    __tablename__ = "suppliers"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class PurchaseOrder(Base):
+    """Supply on its way, from the ERP. Its lines' expected dates drive every waiting
+    line's expected date."""
+
+    __tablename__ = "purchase_orders"
+
+    po_number: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    supplier_id: Mapped[str] = mapped_column(sa.ForeignKey("suppliers.id"))
+    status: Mapped[str] = mapped_column(sa.Text, server_default="open")  # open, cancelled
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint("status IN ('open', 'cancelled')", name="status"),)
+
+
+class PurchaseOrderLine(Base):
+    __tablename__ = "purchase_order_lines"
+
+    po_number: Mapped[str] = mapped_column(sa.ForeignKey("purchase_orders.po_number"),
+                                           primary_key=True)
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku"), primary_key=True)
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    received_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    expected_at: Mapped[Any] = mapped_column(sa.Date)
+    # The first date the supplier promised: what its performance is measured against.
+    promised_at: Mapped[Any] = mapped_column(sa.Date)
+    cancelled: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity >= 0", name="quantity"),
+        sa.CheckConstraint("received_quantity >= 0", name="received"),
+        sa.Index("ix_purchase_order_lines_open", "sku", "expected_at",
+                 postgresql_where=sa.text("NOT cancelled AND received_quantity < quantity")),
+    )
+
+
+class Refund(Base):
+    """A refund the ERP or payment system should make: a cancelled line the customer
+    paid for but will never receive (a discontinued SKU)."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    line_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("order_lines.id"))
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    customer_id: Mapped[str] = mapped_column(sa.Text)
+    sku: Mapped[str] = mapped_column(sa.Text)
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(28, 4))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

@@ -46,3 +46,10 @@ def ahead_of(policy: AllocationPolicy | str, alias: str = "q", target: str = "t"
         return "(" + ", ".join(parts) + ")"
 
     return f"{side(alias)} < {side(target)}"
+
+
+def ahead_of_column(policy_column: str, alias: str = "q", target: str = "t") -> str:
+    """`ahead_of` when the policy is a column."""
+    return (f"CASE WHEN {policy_column} = '{AllocationPolicy.PRIORITY.value}' "
+            f"THEN {ahead_of(AllocationPolicy.PRIORITY, alias, target)} "
+            f"ELSE {ahead_of(AllocationPolicy.FIFO, alias, target)} END")

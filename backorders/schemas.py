@@ -152,6 +152,8 @@ class ProductIn(Command):
     allocation_policy: AllocationPolicy = AllocationPolicy.FIFO
     low_stock_threshold: Count | None = Field(
         default=None, description="Purchasing is alerted when available stock falls below this.")
+    backorder_until: Day | None = Field(
+        default=None, description="No new backorders are accepted after this date.")
 
 
 class ProductOut(BaseModel):
@@ -160,6 +162,7 @@ class ProductOut(BaseModel):
     backorder: BackorderPolicy
     allocation_policy: AllocationPolicy
     low_stock_threshold: int | None = None
+    backorder_until: date | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -211,6 +214,9 @@ class OrderIn(Command):
     )
     customer: CustomerIn
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=500)]
+    ship_complete: Flag = Field(
+        default=False, description="Hold every line until the whole order can ship at once; "
+        "by default what is available ships now.")
 
     @field_validator("placed_at")
     @classmethod
@@ -248,6 +254,9 @@ class OrderLineOut(BaseModel):
     shipped_quantity: int
     cancelled_quantity: int
     promised_date: date | None = None
+    queue_position: int | None = None
+    expected_date: date | None = None
+    no_supply: bool = False
     status: LineStatus
     workflow_id: str
 
@@ -261,6 +270,9 @@ class OrderOut(BaseModel):
     order_value: Decimal
     customer: CustomerOut
     lines: list[OrderLineOut]
+    ship_complete: bool = False
+    released_at: datetime | None = Field(
+        default=None, description="For ship-complete orders: when every unit was in hand.")
     created_at: datetime
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
@@ -315,6 +327,11 @@ class BackorderOut(BaseModel):
         description="1 is served first by the next receipt; null when nothing waits."
     )
     units_ahead: int | None = Field(description="Units waiting ahead of this line in its queue.")
+    expected_date: date | None = Field(
+        default=None, description="When the waiting units should arrive: the queue walked "
+        "against open purchase orders, plus handling time.")
+    no_supply: bool = Field(default=False,
+                            description="No open purchase order covers the waiting units.")
     placed_at: datetime
     backordered_at: datetime
     age_seconds: int
@@ -456,3 +473,85 @@ class NotificationPage(BaseModel):
 
 class DelayIn(Command):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=PRINTABLE)]
+
+
+# --- supply ---------------------------------------------------------------------------
+
+
+class SupplierIn(Command):
+    id: Identifier
+    name: Annotated[str, text(200)] | None = None
+
+
+class PurchaseOrderLineIn(Command):
+    sku: Sku
+    quantity: Count
+    expected_at: Day = Field(description="When the supplier says the units will arrive.")
+
+
+class PurchaseOrderIn(Command):
+    supplier: SupplierIn
+    status: Literal["open", "cancelled"] = "open"
+    lines: Annotated[list[PurchaseOrderLineIn], Field(max_length=500)] = Field(
+        description="Every line as the ERP has it now, one per SKU; a line left out is "
+        "cancelled.")
+
+    @field_validator("lines")
+    @classmethod
+    def _one_line_per_sku(cls, value: list[PurchaseOrderLineIn]) -> list[PurchaseOrderLineIn]:
+        skus = [ln.sku for ln in value]
+        if len(set(skus)) != len(skus):
+            raise ValueError("one line per SKU")
+        return value
+
+
+class PurchaseOrderLineOut(BaseModel):
+    sku: str
+    quantity: int
+    received_quantity: int
+    expected_at: date
+    promised_at: date = Field(description="The first date promised, for supplier statistics.")
+    cancelled: bool
+
+
+class PurchaseOrderOut(BaseModel):
+    po_number: str
+    supplier: SupplierIn
+    status: str
+    lines: list[PurchaseOrderLineOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SupplierPerformanceOut(BaseModel):
+    sku: str
+    receipts: int
+    units: int
+    on_time_rate: float = Field(description="Share of receipts on or before the promised date.")
+    average_delay_days: float
+    worst_delay_days: int
+    backorder_unit_days: int = Field(
+        description="Days late times units that went straight to waiting lines: the waiting "
+        "this supplier caused.")
+
+
+class SupplierOut(BaseModel):
+    id: str
+    name: str | None
+    receipts: int
+    on_time_rate: float | None
+    average_delay_days: float | None
+    backorder_unit_days: int
+    skus: list[SupplierPerformanceOut]
+
+
+class RefundOut(BaseModel):
+    id: int
+    line_id: uuid.UUID
+    order_id: uuid.UUID
+    customer_id: str
+    sku: str
+    quantity: int
+    amount: Decimal
+    reason: str
+    created_at: datetime

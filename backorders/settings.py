@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     staff_account_team: list[str] = ["accounts@example.com"]
     staff_alert_cooldown_hours: float = 24.0
 
+    # Days from a purchase order's arrival until its units can ship to a waiting line.
+    eta_handling_days: int = 2
+
     log_level: str = "INFO"
 
     @field_validator("database_url")

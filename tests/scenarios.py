@@ -98,6 +98,42 @@ async def quiet_hours_and_daily_digest(api: Any, worker: Any, db: Any,
     return {"quiet_hours_line": night["lines"][0]["workflow_id"], "daily_digest": digest}
 
 
+async def held_for_ship_complete_then_released(api: Any, worker: Any, db: Any,
+                                               env: Any) -> dict[str, str]:
+    """A ship-complete order: the line in stock holds until the backordered one is served."""
+    await make_product(api, "REC-7", on_hand=3)
+    await make_product(api, "REC-8")
+    body = order_body("REC-7", [("REC-7", 2), ("REC-8", 1)])
+    body["ship_complete"] = True
+    order = (await api.post("/orders", json=body)).json()
+    await eventually(lambda: rows(db, "SELECT 1 FROM outbox WHERE delivered_at IS NULL"),
+                     lambda pending: not pending, what="the lines to hear they are held")
+    await receive(api, "REC-8-A", "REC-8", 1)
+    for line in order["lines"]:
+        await _finish(worker, line["workflow_id"])
+    held = next(line for line in order["lines"] if line["sku"] == "REC-7")
+    return {"held_for_ship_complete_then_released": held["workflow_id"]}
+
+
+async def redated_by_a_slipping_purchase_order(api: Any, worker: Any, db: Any,
+                                               env: Any) -> dict[str, str]:
+    """A date from a purchase order, moved out by a week (the customer told), then served."""
+    await make_product(api, "REC-9")
+    order = await place(api, "REC-9", [("REC-9", 2)])
+    today = datetime.now(UTC).date()
+    for slip in (3, 10):
+        r = await api.put("/purchase-orders/REC-PO-9", json={
+            "supplier": {"id": "rec-supplier"},
+            "lines": [{"sku": "REC-9", "quantity": 2,
+                       "expected_at": (today + timedelta(days=slip)).isoformat()}]})
+        assert r.status_code in (200, 201), r.text
+        await wait_settled(db)
+    await receive(api, "REC-9-A", "REC-9", 2, purchase_order="REC-PO-9")
+    workflow_id = order["lines"][0]["workflow_id"]
+    await _finish(worker, workflow_id)
+    return {"redated_by_a_slipping_purchase_order": workflow_id}
+
+
 SCENARIOS: list[Scenario] = [
     fulfilled_from_stock,
     backordered_then_partial_receipts,
@@ -105,4 +141,6 @@ SCENARIOS: list[Scenario] = [
     partly_shipped_then_cancelled,
     waited_weeks_then_delayed_and_shipped,
     quiet_hours_and_daily_digest,
+    held_for_ship_complete_then_released,
+    redated_by_a_slipping_purchase_order,
 ]

@@ -202,9 +202,12 @@ async def place(api: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return r.json()
 
 
-async def receive(api: Any, receipt_id: str, sku: str, quantity: int) -> dict[str, Any]:
-    r = await api.post("/receipts", json={"receipt_id": receipt_id, "sku": sku,
-                                          "quantity": quantity})
+async def receive(api: Any, receipt_id: str, sku: str, quantity: int,
+                  purchase_order: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"receipt_id": receipt_id, "sku": sku, "quantity": quantity}
+    if purchase_order is not None:
+        body["purchase_order"] = purchase_order
+    r = await api.post("/receipts", json=body)
     assert r.status_code == 201, r.text
     return r.json()
 

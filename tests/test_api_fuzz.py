@@ -293,6 +293,8 @@ RULES_BEYOND_THE_SCHEMA = (
     "special-use or reserved",
     # An order cannot have been placed in the future (5 minutes of clock skew allowed).
     "must not be in the future",
+    # A purchase order has one line per SKU (its lines are keyed by SKU, as receipts are).
+    "one line per SKU",
 )
 """Rules JSON Schema cannot state; a 422 that names only these is a correct refusal."""
 

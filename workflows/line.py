@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         AllocationView,
         CancelNotice,
         DelayNotice,
+        EtaNotice,
         LineInput,
         LineNotice,
         LineProgress,
@@ -92,6 +93,9 @@ class LineWorkflow:
         self._tasks: list[asyncio.Task[None]] = []
         self._status: LineStatus | None = None
         self._failure: str | None = None
+        self._held = line.held
+        self._expected_date = line.expected_date
+        self._no_supply = line.no_supply
         self._notices: list[LineNotice] = []
         self._notifying = 0
         self._notifications_on = False
@@ -120,7 +124,7 @@ class LineWorkflow:
         self._publish_status()
         while not self._finished():
             await workflow.wait_condition(
-                lambda: bool(self._to_dispatch)
+                lambda: (bool(self._to_dispatch) and not self._held)
                 or bool(self._notices)
                 or self._finished()
                 or self._failure is not None
@@ -134,7 +138,7 @@ class LineWorkflow:
                 if self._should_continue_as_new():
                     self._note("continued", "history continued in a new run")
                     workflow.continue_as_new(self._continued_input())
-            while self._to_dispatch:
+            while self._to_dispatch and not self._held:
                 self._dispatching += 1
                 self._tasks.append(asyncio.create_task(self._dispatch(self._to_dispatch.pop(0))))
         self._send_notices()
@@ -175,6 +179,9 @@ class LineWorkflow:
             elif S(allocation.status) not in TERMINAL:
                 allocation.status = S.CANCELLED.value
                 self._cancelled += allocation.quantity
+        # Held allocations that were cancelled will never dispatch.
+        self._to_dispatch = [a for a in self._to_dispatch
+                             if self._allocations[a].status != S.CANCELLED.value]
         total = notice.waiting_quantity + sum(r.quantity for r in notice.allocations)
         self._note("cancelled", f"{total} unit(s) cancelled: {notice.reason}")
         self._notice(Event.CANCELLED, f"cancelled:{notice.event_id}", notice.reason,
@@ -189,6 +196,25 @@ class LineWorkflow:
         self._seen_cancels.add(notice.event_id)
         self._note("delayed", notice.reason)
         self._notice(Event.DELAYED, f"delayed:{notice.event_id}", notice.reason)
+
+    @workflow.signal
+    def release(self) -> None:
+        """The whole ship-complete order is in hand: what this line holds can ship."""
+        if self._held:
+            self._held = False
+            self._note("released", "the whole order is in hand: shipping together")
+
+    @workflow.signal
+    def expected(self, notice: EtaNotice) -> None:
+        """The expected date was recomputed; the customer hears when it moved a lot."""
+        if notice.event_id in self._seen_cancels or self._waiting <= 0:  # applied event ids
+            return
+        self._seen_cancels.add(notice.event_id)
+        self._expected_date, self._no_supply = notice.expected_date, notice.no_supply
+        self._note("expected_date", notice.reason)
+        if notice.tell_customer:
+            event = Event.DELAYED if notice.later else Event.STATUS_UPDATE
+            self._notice(event, f"expected:{notice.event_id}", notice.reason)
 
     @workflow.query
     def state(self) -> LineState:
@@ -207,6 +233,8 @@ class LineWorkflow:
             cancelled_quantity=self._cancelled,
             allocations=list(self._allocations.values()),
             timeline=list(self._timeline),
+            expected_date=self._expected_date if self._waiting > 0 else None,
+            no_supply=self._no_supply and self._waiting > 0,
         )
 
     # --- dispatch -----------------------------------------------------------------------
@@ -278,13 +306,15 @@ class LineWorkflow:
         return idle and too_long and not self._finished()
 
     def _continued_input(self) -> LineInput:
-        return dataclasses.replace(self._line, progress=LineProgress(
+        return dataclasses.replace(self._line, held=self._held, progress=LineProgress(
             waiting_quantity=self._waiting,
             shipped_quantity=self._shipped,
             cancelled_quantity=self._cancelled,
             allocations=list(self._allocations.values()),
             seen_cancels=sorted(self._seen_cancels),
             timeline=self._timeline[-CARRIED_TIMELINE:],
+            expected_date=self._expected_date,
+            no_supply=self._no_supply,
         ))
 
     def _restore(self, progress: LineProgress) -> None:
@@ -294,6 +324,7 @@ class LineWorkflow:
         self._allocations = {a.allocation_id: a for a in progress.allocations}
         self._seen_cancels = set(progress.seen_cancels)
         self._timeline = list(progress.timeline)
+        self._expected_date, self._no_supply = progress.expected_date, progress.no_supply
         # Nothing was in flight when the previous run continued; resume anything unfinished
         # all the same (every step is idempotent).
         self._to_dispatch = [a.allocation_id for a in progress.allocations

@@ -20,9 +20,10 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="Stock keeping un
 async def put_product(sku: SkuPath, body: ProductIn, services: ServicesDep,
                       response: Response) -> ProductOut:
     """Create or update a product with its backorder policy and allocation policy."""
-    product, created = await inventory.put_product(services.engine, sku, body)
-    response.status_code = 201 if created else 200
-    return product
+    result = await inventory.put_product(services.engine, sku, body, services.settings)
+    await services.hand_off(result.outbox_ids)
+    response.status_code = 201 if result.created else 200
+    return result.product
 
 
 @router.get("/products/{sku}", response_model=ProductOut)

@@ -114,7 +114,8 @@ class Notifier:
             line = (await conn.execute(sa.text(
                 """
                 SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
-                       l.shipped_quantity, l.status, l.promised_date, o.order_number,
+                       l.shipped_quantity, l.status, l.promised_date, l.expected_date,
+                       o.order_number,
                        p.name AS product_name, p.allocation_policy,
                        (SELECT a.tracking_number FROM allocations a
                         WHERE a.line_id = l.id AND a.tracking_number IS NOT NULL
@@ -139,7 +140,8 @@ class Notifier:
             quantity=line.quantity, backordered_quantity=line.waiting_quantity,
             shipped_quantity=line.shipped_quantity, status=line.status,
             queue_position=position, units_ahead=units_ahead,
-            expected_date=None, promised_date=line.promised_date,
+            expected_date=line.expected_date if line.waiting_quantity > 0 else None,
+            promised_date=line.promised_date,
             tracking_number=line.tracking_number, reason=notice.detail,
             days_waiting=notice.days_waiting,
             allocated_quantity=notice.quantity if notice.event == Event.ALLOCATED else 0,

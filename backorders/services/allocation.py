@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backorders.queue import queue_order_by
-from backorders.services import lines, outbox
+from backorders.services import holds, lines, outbox
 from backorders.services.stock import StockRow, save
 from backorders.settings import Settings
 
@@ -136,6 +136,8 @@ async def allocate_to_queue(
     await save(conn, stock)
     await lines.refresh_status(conn, (a.line_id for a in allocations))
     outbox_ids = list(rows[0].outbox_ids) if rows else []
+    outbox_ids += await holds.release_complete_orders(
+        conn, (a.order_id for a in allocations), settings)
     if len(allocations) > settings.outbox_inline_limit:
         await outbox.wake_relay(conn)
         outbox_ids = []

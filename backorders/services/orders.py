@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,7 +23,7 @@ from backorders.domain.customers import TIER_RANK, Tier
 from backorders.domain.lifecycle import CANCELLABLE, AllocationStatus, line_status
 from backorders.notify import alerts
 from backorders.schemas import CancelIn, OrderIn
-from backorders.services import lines, outbox, stock
+from backorders.services import holds, lines, outbox, stock, supply
 from backorders.services.allocation import allocate_to_queue
 from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.settings import Settings
@@ -50,9 +52,9 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                     """
                     INSERT INTO orders (id, channel, order_number, placed_at, customer_id,
                                         customer_tier, customer_email, customer_phone,
-                                        order_value, request_hash)
+                                        order_value, request_hash, ship_complete)
                     VALUES (:id, :channel, :number, :placed_at, :customer_id, :tier, :email,
-                            :phone, :value, :hash)
+                            :phone, :value, :hash, :ship_complete)
                     ON CONFLICT (channel, order_number) DO NOTHING
                     RETURNING id
                     """
@@ -60,7 +62,8 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 {"id": order_id, "channel": body.channel, "number": body.order_number,
                  "placed_at": placed_at, "customer_id": body.customer.id,
                  "tier": body.customer.tier.value, "email": body.customer.email,
-                 "phone": body.customer.phone, "value": order_value, "hash": fingerprint},
+                 "phone": body.customer.phone, "value": order_value, "hash": fingerprint,
+                 "ship_complete": body.ship_complete},
             )
         ).one_or_none()
         if inserted is None:
@@ -131,6 +134,7 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 ),
                 intake_allocations,
             )
+        eta_ids: list[int] = []
         backordered_skus = {ln.sku for ln, r in zip(body.lines, line_rows, strict=True)
                             if r["waiting_quantity"]}
         for row in stock_rows.values():
@@ -138,10 +142,13 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
             await alerts.stock_changed(conn, row, settings)
             if row.sku in backordered_skus:
                 await alerts.backorders_created(conn, row, settings)
+                eta_ids += await supply.refresh_expected_dates(conn, row.sku, settings)
         await lines.record(conn, events)
         outbox_ids = await outbox.enqueue(
             conn, outbox.START, [(r["id"], {}) for r in line_rows], settings
-        )
+        ) + eta_ids
+        if body.ship_complete:  # released at once when nothing waits
+            outbox_ids += await holds.release_complete_orders(conn, [order_id], settings)
         log.info("order %s/%s accepted for customer %s: %s", body.channel, body.order_number,
                  body.customer.id, "; ".join(
                      f"{r['sku']} x{r['quantity']} ({r['fulfillable_quantity']} from stock, "
@@ -163,6 +170,13 @@ def _check_backorder_policy(row: stock.StockRow, waiting: int, index: int) -> No
         raise Conflict(
             "backorder_not_allowed",
             f"{row.sku} cannot be backordered and only {max(row.available, 0)} unit(s) are available",
+            field=field,
+        )
+    if row.backorder_until is not None and datetime.now(UTC).date() > row.backorder_until:
+        raise Conflict(
+            "backorders_closed",
+            f"{row.sku} takes no backorders after {row.backorder_until.isoformat()}; only "
+            f"{max(row.available, 0)} unit(s) are available",
             field=field,
         )
     limit = row.backorder_max_quantity
@@ -246,73 +260,9 @@ async def cancel_order(
                                   field=f"line_ids[{index}]")
             wanted = set(body.line_ids)
         targets = [r for r in order_lines if r.id in wanted]
-        stock_rows = await stock.lock(conn, (r.sku for r in targets))
-        locked = (
-            await conn.execute(
-                sa.text(
-                    """
-                    SELECT id, sku, waiting_quantity FROM order_lines
-                    WHERE id = ANY(:ids) ORDER BY id FOR UPDATE
-                    """
-                ),
-                {"ids": [r.id for r in targets]},
-            )
-        ).all()
-        released = (
-            await conn.execute(
-                sa.text(
-                    """
-                    UPDATE allocations SET status = 'cancelled', cancelled_at = now(),
-                                           updated_at = now()
-                    WHERE line_id = ANY(:ids) AND status = ANY(:cancellable)
-                      AND dispatch_started_at IS NULL
-                    RETURNING id, line_id, quantity
-                    """
-                ),
-                {"ids": [r.id for r in targets], "cancellable": [s.value for s in CANCELLABLE]},
-            )
-        ).all()
-        by_line: dict[uuid.UUID, list[sa.Row]] = {}
-        for a in released:
-            by_line.setdefault(a.line_id, []).append(a)
-
-        notices, events, total = [], [], 0
-        for ln in locked:
-            freed = by_line.get(ln.id, [])
-            cancelled = ln.waiting_quantity + sum(a.quantity for a in freed)
-            if not cancelled:
-                continue
-            total += cancelled
-            row = stock_rows[ln.sku]
-            row.backordered -= ln.waiting_quantity
-            row.reserved -= sum(a.quantity for a in freed)
-            await conn.execute(
-                sa.text(
-                    """
-                    UPDATE order_lines SET waiting_quantity = 0,
-                        cancelled_quantity = cancelled_quantity + :n, updated_at = now()
-                    WHERE id = :id
-                    """
-                ),
-                {"id": ln.id, "n": cancelled},
-            )
-            notices.append((ln.id, {
-                "event_id": str(uuid.uuid4()), "reason": reason,
-                "waiting_quantity": ln.waiting_quantity,
-                "allocations": [{"allocation_id": str(a.id), "quantity": a.quantity,
-                                 "source": "cancelled"} for a in freed],
-            }))
-            events.append(lines.Event(ln.id, "cancelled", f"{cancelled} unit(s) cancelled: {reason}",
-                                      {"quantity": cancelled, "waiting": ln.waiting_quantity,
-                                       "allocations": [str(a.id) for a in freed]}))
-        await lines.refresh_status(conn, (ln.id for ln in locked))
-        await lines.record(conn, events)
-        outbox_ids = await outbox.enqueue(conn, outbox.CANCELLED, notices, settings)
-        for row in stock_rows.values():
-            await stock.save(conn, row)
-            run = await allocate_to_queue(conn, row, settings, source="release",
-                                          label=f"units freed by cancelling order {order_id}")
-            outbox_ids += run.inline_outbox_ids
+        done = await cancel_lines(conn, targets, reason, settings,
+                                  release_label=f"units freed by cancelling order {order_id}")
+        total, outbox_ids = done.total, done.outbox_ids
         if body.line_ids is None and total:
             await conn.execute(
                 sa.text(
@@ -329,3 +279,90 @@ async def cancel_order(
 
     return await transaction(engine, work)
 
+
+@dataclass
+class LinesCancelled:
+    total: int
+    outbox_ids: list[int]
+    per_line: dict[uuid.UUID, int]
+
+
+async def cancel_lines(conn: AsyncConnection, targets: Sequence[Any], reason: str,
+                       settings: Settings, *, release_label: str) -> LinesCancelled:
+    """Cancel what the lines still wait for and any allocation not yet handed to the
+    carrier; freed units go to the next lines in their queues. `targets` have id, sku."""
+    stock_rows = await stock.lock(conn, (r.sku for r in targets))
+    locked = (
+        await conn.execute(
+            sa.text(
+                """
+                SELECT id, sku, waiting_quantity FROM order_lines
+                WHERE id = ANY(:ids) ORDER BY id FOR UPDATE
+                """
+            ),
+            {"ids": [r.id for r in targets]},
+        )
+    ).all()
+    released = (
+        await conn.execute(
+            sa.text(
+                """
+                UPDATE allocations SET status = 'cancelled', cancelled_at = now(),
+                                       updated_at = now()
+                WHERE line_id = ANY(:ids) AND status = ANY(:cancellable)
+                  AND dispatch_started_at IS NULL
+                RETURNING id, line_id, quantity
+                """
+            ),
+            {"ids": [r.id for r in targets], "cancellable": [s.value for s in CANCELLABLE]},
+        )
+    ).all()
+    by_line: dict[uuid.UUID, list[sa.Row]] = {}
+    for a in released:
+        by_line.setdefault(a.line_id, []).append(a)
+
+    notices, events, total = [], [], 0
+    per_line: dict[uuid.UUID, int] = {}
+    for ln in locked:
+        freed = by_line.get(ln.id, [])
+        cancelled = ln.waiting_quantity + sum(a.quantity for a in freed)
+        if not cancelled:
+            continue
+        total += cancelled
+        per_line[ln.id] = cancelled
+        row = stock_rows[ln.sku]
+        row.backordered -= ln.waiting_quantity
+        row.reserved -= sum(a.quantity for a in freed)
+        await conn.execute(
+            sa.text(
+                """
+                UPDATE order_lines SET waiting_quantity = 0,
+                    cancelled_quantity = cancelled_quantity + :n, updated_at = now()
+                WHERE id = :id
+                """
+            ),
+            {"id": ln.id, "n": cancelled},
+        )
+        notices.append((ln.id, {
+            "event_id": str(uuid.uuid4()), "reason": reason,
+            "waiting_quantity": ln.waiting_quantity,
+            "allocations": [{"allocation_id": str(a.id), "quantity": a.quantity,
+                             "source": "cancelled"} for a in freed],
+        }))
+        events.append(lines.Event(ln.id, "cancelled", f"{cancelled} unit(s) cancelled: {reason}",
+                                  {"quantity": cancelled, "waiting": ln.waiting_quantity,
+                                   "allocations": [str(a.id) for a in freed]}))
+    await lines.refresh_status(conn, (ln.id for ln in locked))
+    await lines.record(conn, events)
+    outbox_ids = await outbox.enqueue(conn, outbox.CANCELLED, notices, settings)
+    for row in stock_rows.values():
+        await stock.save(conn, row)
+        run = await allocate_to_queue(conn, row, settings, source="release",
+                                      label=release_label)
+        outbox_ids += run.inline_outbox_ids
+        outbox_ids += await supply.refresh_expected_dates(conn, row.sku, settings)
+    order_ids = (await conn.execute(sa.text(
+        "SELECT DISTINCT order_id FROM order_lines WHERE id = ANY(:ids)"),
+        {"ids": [r.id for r in targets]})).scalars().all()
+    outbox_ids += await holds.release_complete_orders(conn, order_ids, settings)
+    return LinesCancelled(total, outbox_ids, per_line)

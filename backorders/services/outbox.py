@@ -34,7 +34,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from backorders import search_attributes as keys
-from backorders.contracts import AllocationRef, CancelNotice, DelayNotice, LineInput
+from backorders.contracts import AllocationRef, CancelNotice, DelayNotice, EtaNotice, LineInput
 from backorders.domain.lifecycle import AllocationStatus, line_status
 from backorders.settings import Settings
 
@@ -46,6 +46,8 @@ START = "line.start"
 ALLOCATED = "line.allocated"
 CANCELLED = "line.cancelled"
 DELAYED = "line.delayed"
+EXPECTED = "line.expected"
+RELEASE = "line.release"
 
 
 def workflow_id_for(line_id: uuid.UUID | str) -> str:
@@ -99,6 +101,7 @@ _LINE_INPUTS = sa.text(
     """
     SELECT l.id, l.order_id, o.order_number, o.channel, l.sku, o.customer_id,
            o.customer_tier, l.quantity, l.initial_backordered, l.workflow_id, l.promised_date,
+           l.expected_date, l.no_supply, (o.ship_complete AND o.released_at IS NULL) AS held,
            a.id AS intake_id, a.quantity AS intake_quantity
     FROM order_lines l
     JOIN orders o ON o.id = l.order_id
@@ -199,6 +202,9 @@ class OutboxDeliverer:
                 intake_allocation=intake,
                 history_limit=self._settings.line_history_limit,
                 promised_date=r.promised_date.isoformat() if r.promised_date else None,
+                expected_date=r.expected_date.isoformat() if r.expected_date else None,
+                no_supply=r.no_supply,
+                held=r.held,
                 status_update_hours=self._settings.notify_status_update_hours,
                 escalate_after_hours=self._settings.notify_escalate_after_hours,
                 escalate_at_once=r.customer_tier in self._settings.notify_escalate_tiers,
@@ -219,6 +225,10 @@ class OutboxDeliverer:
             signal, args = "cancel", [CancelNotice(**notice)]
         elif kind == DELAYED:
             signal, args = "delayed", [DelayNotice(**payload)]
+        elif kind == EXPECTED:
+            signal, args = "expected", [EtaNotice(**payload)]
+        elif kind == RELEASE:
+            signal, args = "release", []
         elif kind != START:
             return f"unknown outbox message kind {kind!r}"
         async with self._slots:

@@ -13,7 +13,7 @@ from backorders.db import transaction
 from backorders.notify import alerts
 from backorders.notify.templates import ReceiptFacts
 from backorders.schemas import AllocationOut, ReceiptIn, ReceiptOut
-from backorders.services import stock
+from backorders.services import stock, supply
 from backorders.services.allocation import allocate_to_queue
 from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.settings import Settings
@@ -58,6 +58,7 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> R
             return previous
         row.on_hand += body.quantity
         await stock.save(conn, row)
+        await supply.record_receipt(conn, body.purchase_order, body.sku, body.quantity)
         await stock.record_movement(conn, row, body.quantity, "receipt", body.receipt_id)
         run = await allocate_to_queue(
             conn, row, settings, source="receipt", receipt_id=body.receipt_id,
@@ -89,7 +90,8 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> R
             receipt_id=body.receipt_id, sku=body.sku, quantity=body.quantity,
             allocated_quantity=allocated, lines_served=len({a.line_id for a in run.allocations}),
             to_stock_quantity=body.quantity - allocated), settings)
-        return ReceiptResult(receipt, True, run.inline_outbox_ids)
+        eta_ids = await supply.refresh_expected_dates(conn, body.sku, settings)
+        return ReceiptResult(receipt, True, run.inline_outbox_ids + eta_ids)
 
     return await transaction(engine, work)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +26,7 @@ class StockRow:
     backorder_max_quantity: int | None
     discontinued: bool
     low_stock_threshold: int | None = None
+    backorder_until: date | None = None
 
     @property
     def available(self) -> int:
@@ -37,7 +39,7 @@ async def lock(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockRow
             """
             SELECT s.sku, s.on_hand, s.reserved, s.backordered, p.allocation_policy,
                    p.backorder_allowed, p.backorder_max_quantity, p.discontinued,
-                   p.low_stock_threshold
+                   p.low_stock_threshold, p.backorder_until
             FROM stock s JOIN products p ON p.sku = s.sku
             WHERE s.sku = ANY(:skus)
             ORDER BY s.sku
@@ -57,6 +59,7 @@ async def lock(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockRow
             backorder_max_quantity=r.backorder_max_quantity,
             discontinued=r.discontinued,
             low_stock_threshold=r.low_stock_threshold,
+            backorder_until=r.backorder_until,
         )
         for r in rows
     }

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backorders.domain.lifecycle import IN_PROGRESS, LineStatus, order_status
-from backorders.queue import queue_order_by_column
+from backorders.queue import ahead_of_column, queue_order_by_column
 from backorders.schemas import (
     AllocationDetail,
     BackorderDetailOut,
@@ -40,8 +40,14 @@ async def get_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderOut:
             await conn.execute(
                 sa.text(
                     f"""
-                    SELECT l.*, {_IN_PROGRESS_QTY} AS in_progress
-                    FROM order_lines l WHERE l.order_id = :id ORDER BY l.line_no
+                    SELECT l.*, {_IN_PROGRESS_QTY} AS in_progress,
+                           CASE WHEN l.waiting_quantity > 0 THEN (
+                               SELECT count(*) + 1 FROM order_lines q
+                               WHERE q.sku = l.sku AND q.waiting_quantity > 0
+                                 AND {ahead_of_column("p.allocation_policy", "q", "l")}
+                           ) END AS position
+                    FROM order_lines l JOIN products p ON p.sku = l.sku
+                    WHERE l.order_id = :id ORDER BY l.line_no
                     """
                 ),
                 {"id": order_id, "steps": _STEPS},
@@ -53,13 +59,16 @@ async def get_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderOut:
             fulfillable_quantity=r.fulfillable_quantity, backordered_quantity=r.waiting_quantity,
             in_progress_quantity=r.in_progress, shipped_quantity=r.shipped_quantity,
             cancelled_quantity=r.cancelled_quantity, status=r.status, workflow_id=r.workflow_id,
-            promised_date=r.promised_date,
+            promised_date=r.promised_date, queue_position=r.position,
+            expected_date=r.expected_date if r.waiting_quantity > 0 else None,
+            no_supply=bool(r.no_supply and r.waiting_quantity > 0),
         )
         for r in rows
     ]
     return OrderOut(
         id=order.id, channel=order.channel, order_number=order.order_number,
         placed_at=order.placed_at, status=order_status(ln.status for ln in lines),
+        ship_complete=order.ship_complete, released_at=order.released_at,
         order_value=order.order_value,
         customer=CustomerOut(id=order.customer_id, email=order.customer_email,
                              phone=order.customer_phone, tier=order.customer_tier),
@@ -114,6 +123,8 @@ def _backorder_out(r: sa.Row) -> BackorderOut:
         in_progress_quantity=r.in_progress, shipped_quantity=r.shipped_quantity,
         cancelled_quantity=r.cancelled_quantity, status=r.status, queue_position=r.position,
         units_ahead=r.units_ahead, placed_at=r.placed_at, backordered_at=r.created_at,
+        expected_date=r.expected_date if r.waiting_quantity > 0 else None,
+        no_supply=bool(r.no_supply and r.waiting_quantity > 0),
         age_seconds=r.age_seconds, workflow_id=r.workflow_id,
     )
 
