@@ -80,6 +80,14 @@ def line_status(
     return LineStatus.CANCELLED
 
 
+def status_after_allocation(*, still_waiting: bool) -> LineStatus:
+    """A new allocation is the least advanced step there is, so right after one the line
+    is backordered if some of it still waits and allocated otherwise, whatever else is in
+    flight. Lets allocation set the status in the same statement that takes the units."""
+    return line_status(waiting=int(still_waiting), shipped=0,
+                       in_progress=[] if still_waiting else [AllocationStatus.ALLOCATED])
+
+
 def order_status(line_statuses: Iterable[LineStatus | str]) -> OrderStatus:
     statuses = [LineStatus(s) for s in line_statuses]
     if all(s is LineStatus.CANCELLED for s in statuses):

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backorders.domain.lifecycle import status_after_allocation
 from backorders.queue import queue_order_by
-from backorders.services import holds, lines, outbox
+from backorders.services import holds, outbox
 from backorders.services.stock import StockRow, save
 from backorders.settings import Settings
 
@@ -53,7 +54,9 @@ take AS (
 ),
 upd AS (
     UPDATE order_lines l
-    SET waiting_quantity = l.waiting_quantity - t.give, updated_at = now()
+    SET waiting_quantity = l.waiting_quantity - t.give,
+        status = CASE WHEN l.waiting_quantity > t.give THEN :still_waiting ELSE :served END,
+        updated_at = now()
     FROM take t
     WHERE l.id = t.id
     RETURNING l.id AS line_id, t.order_id, t.give, t.position
@@ -64,12 +67,7 @@ ins AS (
     SELECT gen_random_uuid(), line_id, order_id, :sku, give, :source, :receipt_id, position,
            'allocated'
     FROM upd
-    RETURNING id, line_id, order_id, quantity
-),
-handoff AS (
-    SELECT CASE WHEN count(*) <= :inline_limit
-                THEN now() + make_interval(secs => :grace) ELSE now() END AS available_at
-    FROM take
+    RETURNING id, line_id, order_id, quantity, queue_position
 ),
 box AS (
     INSERT INTO outbox (kind, line_id, payload, available_at)
@@ -77,8 +75,10 @@ box AS (
            jsonb_build_object('allocation_id', ins.id, 'quantity', ins.quantity,
                               'source', CAST(:source AS text),
                               'receipt_id', CAST(:receipt_id AS text)),
-           handoff.available_at
-    FROM ins CROSS JOIN handoff
+           -- Uncorrelated, so computed once (an InitPlan), not once per row.
+           (SELECT CASE WHEN count(*) <= :inline_limit
+                        THEN now() + make_interval(secs => :grace) ELSE now() END FROM take)
+    FROM ins
     RETURNING id
 ),
 events AS (
@@ -90,10 +90,12 @@ events AS (
                               'receipt_id', CAST(:receipt_id AS text))
     FROM ins
 )
-SELECT ins.id, ins.line_id, ins.order_id, ins.quantity, upd.position,
-       (SELECT array_agg(id ORDER BY id) FROM box) AS outbox_ids
-FROM ins JOIN upd ON upd.line_id = ins.line_id
-ORDER BY upd.position
+SELECT ins.id, ins.line_id, ins.order_id, ins.quantity, ins.queue_position,
+       -- On the first row only: on every row, 10,000 rows would carry 10,000 ids each.
+       CASE WHEN row_number() OVER (ORDER BY ins.queue_position) = 1
+            THEN (SELECT array_agg(id ORDER BY id) FROM box) END AS outbox_ids
+FROM ins
+ORDER BY ins.queue_position
 """
 
 
@@ -126,6 +128,8 @@ async def allocate_to_queue(
             "label": label,
             "inline_limit": settings.outbox_inline_limit,
             "grace": settings.outbox_inline_grace_seconds,
+            "still_waiting": status_after_allocation(still_waiting=True).value,
+            "served": status_after_allocation(still_waiting=False).value,
         },
     )
     rows = result.all()
@@ -134,7 +138,6 @@ async def allocate_to_queue(
     stock.reserved += total
     stock.backordered -= total
     await save(conn, stock)
-    await lines.refresh_status(conn, (a.line_id for a in allocations))
     outbox_ids = list(rows[0].outbox_ids) if rows else []
     outbox_ids += await holds.release_complete_orders(
         conn, (a.order_id for a in allocations), settings)
