@@ -168,6 +168,13 @@ class OrderLine(Base):
             "seq",
             postgresql_where=sa.text("waiting_quantity > 0"),
         ),
+        # Waiting lines that still carry an expected date (or were never dated): what an
+        # expected-date refresh must look at beyond the lines open supply covers.
+        sa.Index(
+            "ix_order_lines_dated",
+            "sku",
+            postgresql_where=sa.text("waiting_quantity > 0 AND NOT no_supply"),
+        ),
         sa.Index("ix_order_lines_order_id", "order_id"),
         sa.Index("ix_order_lines_status", "status"),
         sa.Index("ix_order_lines_customer_id", "customer_id"),

@@ -3,11 +3,14 @@
 Scenarios, each in its own Temporal namespace with its own worker process so earlier
 work cannot slow later figures down:
 
-1. ceiling    bare workflows shaped like a line's life (signal + 4 activities), no database
+1. ceiling    bare workflows shaped like a line's life (signal, 4 dispatch activities and
+              3 message activities), no database
 2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s
-3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time
+3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
+              worker and server memory with none and 10,000 waiting
 4. intake     orders per second through the HTTP API at fixed concurrency, with latency
-5. scale      worker and server memory, and allocation time, with 10k and 50k lines waiting
+5. scale      (`make bench-scale`, not in the 10-minute default) memory and allocation time
+              with 10k and 50k lines waiting
 
 Prints a table and writes bench/results/bench-<time>.json."""
 
@@ -56,7 +59,8 @@ async def bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> l
 
 async def seed_waiting_lines(engine: AsyncEngine, sku: str, count: int, prefix: str) -> None:
     """Backordered lines straight into the database, with their start messages, as intake
-    would have left them; the relay in the worker then starts their workflows."""
+    would have left them (no purchase order covers them: `no_supply`); the relay in the
+    worker then starts their workflows."""
     async with engine.begin() as conn:
         await conn.execute(sa.text(
             "INSERT INTO customers (id, email) VALUES ('bench', 'bench@example.com') "
@@ -75,9 +79,9 @@ async def seed_waiting_lines(engine: AsyncEngine, sku: str, count: int, prefix: 
             ), l AS (
                 INSERT INTO order_lines (id, order_id, line_no, sku, quantity, unit_price,
                     fulfillable_quantity, initial_backordered, waiting_quantity, status,
-                    workflow_id, placed_at, tier_rank, order_value, customer_id)
+                    workflow_id, placed_at, tier_rank, order_value, customer_id, no_supply)
                 SELECT line_id, order_id, 1, :sku, 1, 10, 0, 1, 1, 'backordered',
-                       'line-' || line_id, placed_at, 3, 10, 'bench'
+                       'line-' || line_id, placed_at, 3, 10, 'bench', true
                 FROM ids ORDER BY g
                 RETURNING id
             )
@@ -209,9 +213,16 @@ async def bench_allocation(infra: Infra, engine: AsyncEngine, n: int) -> dict[st
     settings = services_settings(infra, namespace)
     proc = infra.worker(namespace)
     await inventory.put_product(engine, "BENCH-AL", ProductIn())
+    wait_idle(proc.pid)
+    idle = {"waiting": 0, "worker_rss_mb": rss(proc.pid) / 2**20,
+            "server_rss_mb": infra.server_rss() / 2**20}
     await seed_waiting_lines(engine, "BENCH-AL", n, "al-")
     start_seconds = await wait_outbox_drained(engine)
     wait_idle(proc.pid)
+    wait_idle(infra.temporal.pid)  # type: ignore[union-attr, arg-type]
+    # The memory figures of `scale` at this one size, so the default run shows them too.
+    loaded = {"waiting": n, "worker_rss_mb": rss(proc.pid) / 2**20,
+              "server_rss_mb": infra.server_rss() / 2**20}
 
     started = time.perf_counter()
     got = await receipts.receive(engine, ReceiptIn(receipt_id="AL-1", sku="BENCH-AL",
@@ -223,7 +234,8 @@ async def bench_allocation(infra: Infra, engine: AsyncEngine, n: int) -> dict[st
     proc.kill()  # the 10,000 dispatches that follow are not part of this figure
     proc.wait()
     return {"waiting_lines": n, "transaction_seconds": transaction,
-            "all_signalled_seconds": handoff, "workflow_starts_per_second": n / start_seconds}
+            "all_signalled_seconds": handoff, "workflow_starts_per_second": n / start_seconds,
+            "memory": [idle, loaded]}
 
 
 # --- 4. intake --------------------------------------------------------------------------
@@ -336,6 +348,11 @@ def table(results: dict[str, Any]) -> str:
                      f"{al['waiting_lines']} waiting lines; goal < 1000 ms"))
         rows.append(("allocation: every line signalled", f"{al['all_signalled_seconds']:.1f} s",
                      f"{al['waiting_lines'] / al['all_signalled_seconds']:.0f} signals/s"))
+        rows.append(("allocation: line workflow starts/s (relay)",
+                     f"{al['workflow_starts_per_second']:.0f}", ""))
+        for p in al["memory"]:
+            rows.append((f"memory: {p['waiting']} waiting, worker / server RSS",
+                         f"{p['worker_rss_mb']:.0f} / {p['server_rss_mb']:.0f} MB", ""))
     it = results.get("intake")
     if it:
         rows.append(("intake: orders/s", f"{it['per_second']:.1f}",
@@ -384,7 +401,7 @@ async def main(args: argparse.Namespace) -> None:
         if on("intake"):
             results["intake"] = await bench_intake(infra, engine, args.intake_seconds,
                                                    args.concurrency)
-        if on("scale"):
+        if on("scale") and args.scale:
             results["scale"] = await bench_scale(infra, engine, args.scale)
         await engine.dispose()
     finally:
@@ -406,9 +423,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--intake-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[10_000, 25_000],
-                        help="waiting-line counts to measure at; `make bench-scale` runs "
-                             "10000,50000 (longer than the 10-minute default run)")
+                        default=[],
+                        help="waiting-line counts to measure memory and allocation time at "
+                             "(none by default: the allocation scenario gives 0 and 10,000); "
+                             "`make bench-scale` runs 10000,50000, about 15 minutes")
     parser.add_argument("--only", help="comma-separated scenarios to run")
     return parser.parse_args()
 

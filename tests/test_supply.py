@@ -226,3 +226,23 @@ async def test_an_order_that_can_ship_complete_at_once_is_not_held(api, worker, 
     await wait_settled(db)
     line = (await api.get(f"/orders/{order['id']}")).json()["lines"][0]
     assert line["shipped_quantity"] == 4
+
+
+async def test_a_cancellation_ahead_brings_the_next_lines_dates_forward(api, worker, db):
+    await make_product(api, "ETA-3")
+    first = await place(api, "F-1", [("ETA-3", 2)], customer="fia")
+    await place(api, "F-2", [("ETA-3", 2)], customer="gus")
+    await put_po(api, "PO-EARLY", "acme", [("ETA-3", 2, 2)])
+    await put_po(api, "PO-LATER", "acme", [("ETA-3", 2, 20)])
+    assert await expected(api, "ETA-3") == {"F-1": (1, day(2 + LEAD), False),
+                                            "F-2": (2, day(20 + LEAD), False)}
+
+    r = await api.post(f"/orders/{first['id']}/cancel", json={"reason": "changed my mind"})
+    assert r.status_code == 200, r.text
+    assert await expected(api, "ETA-3") == {"F-2": (1, day(2 + LEAD), False)}
+    told = await eventually(lambda: rows(
+        db, "SELECT status FROM notifications WHERE customer_id = 'gus' "
+            "AND event = 'status_update'"), what="gus to hear the earlier date")
+    assert [t.status for t in told] == ["sent"]
+    assert not await rows(db, "SELECT 1 FROM notifications WHERE customer_id = 'gus' "
+                              "AND event = 'delayed'")

@@ -79,12 +79,7 @@ async def refresh_expected_dates(conn: AsyncConnection, sku: str,
                                  {"s": sku})).scalar_one()
     changed = (await conn.execute(sa.text(
         f"""
-        WITH q AS (
-            SELECT l.id, l.expected_date AS before, l.no_supply AS no_supply_before,
-                   sum(l.waiting_quantity) OVER (ORDER BY {queue.queue_order_by(policy)}
-                                                ROWS UNBOUNDED PRECEDING) AS demand_to
-            FROM order_lines l WHERE l.sku = :sku AND l.waiting_quantity > 0
-        ), s AS (
+        WITH s AS (
             SELECT pl.expected_at,
                    sum(pl.quantity - pl.received_quantity)
                        OVER (ORDER BY pl.expected_at, pl.po_number ROWS UNBOUNDED PRECEDING)
@@ -92,19 +87,45 @@ async def refresh_expected_dates(conn: AsyncConnection, sku: str,
             FROM purchase_order_lines pl JOIN purchase_orders po USING (po_number)
             WHERE pl.sku = :sku AND po.status = 'open' AND NOT pl.cancelled
               AND pl.received_quantity < pl.quantity
+        ), front AS (
+            -- Every waiting line wants at least one unit, so open supply can reach no
+            -- further than its first `supply` lines: the walk costs what is on order,
+            -- not the length of the queue.
+            SELECT l.id, l.waiting_quantity, l.placed_at, l.seq, l.tier_rank, l.order_value,
+                   l.expected_date AS before, l.no_supply AS no_supply_before
+            FROM order_lines l WHERE l.sku = :sku AND l.waiting_quantity > 0
+            ORDER BY {queue.queue_order_by(policy)}
+            LIMIT (SELECT coalesce(max(supply_to), 0) FROM s)
         ), eta AS (
             SELECT q.id, q.before, q.no_supply_before,
                    (SELECT s.expected_at FROM s WHERE s.supply_to >= q.demand_to
                     ORDER BY s.supply_to LIMIT 1) AS arrives
-            FROM q
+            FROM (SELECT f.*, sum(f.waiting_quantity) OVER (
+                      ORDER BY {queue.queue_order_by(policy, alias="f")}
+                      ROWS UNBOUNDED PRECEDING) AS demand_to
+                  FROM front f) q
+        ), dated AS (
+            UPDATE order_lines l
+            SET expected_date = eta.arrives + :lead, no_supply = eta.arrives IS NULL
+            FROM eta
+            WHERE l.id = eta.id
+              AND (l.expected_date IS DISTINCT FROM eta.arrives + :lead
+                   OR l.no_supply IS DISTINCT FROM (eta.arrives IS NULL))
+            RETURNING l.id, eta.before, l.expected_date AS after, eta.no_supply_before,
+                      l.no_supply
+        ), beyond AS (
+            -- Lines behind the front that still have a date (or were never dated): the
+            -- partial index on lines not yet marked keeps this off the rest of the queue.
+            UPDATE order_lines l
+            SET expected_date = NULL, no_supply = true
+            FROM (SELECT r.id, r.expected_date AS before, r.no_supply AS no_supply_before
+                  FROM order_lines r
+                  WHERE r.sku = :sku AND r.waiting_quantity > 0 AND NOT r.no_supply
+                    AND r.id NOT IN (SELECT id FROM front)) b
+            WHERE l.id = b.id
+            RETURNING l.id, b.before, l.expected_date AS after, b.no_supply_before, l.no_supply
         )
-        UPDATE order_lines l
-        SET expected_date = eta.arrives + :lead, no_supply = eta.arrives IS NULL
-        FROM eta
-        WHERE l.id = eta.id
-          AND (l.expected_date IS DISTINCT FROM eta.arrives + :lead
-               OR l.no_supply IS DISTINCT FROM (eta.arrives IS NULL))
-        RETURNING l.id, eta.before, l.expected_date AS after, eta.no_supply_before, l.no_supply
+        SELECT * FROM dated UNION ALL SELECT * FROM beyond
         """), {"sku": sku, "lead": settings.eta_handling_days})).all()
     changes = [EtaChange(r.id, r.before, r.after, r.no_supply_before, r.no_supply)
                for r in changed]
