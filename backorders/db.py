@@ -4,6 +4,7 @@ unit of work when PostgreSQL aborts it for a deadlock or serialisation conflict.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -65,10 +66,17 @@ async def transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], Awa
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
 def autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The same pool without BEGIN/COMMIT: for reads and single-statement writes, where
-    a transaction would only add two round trips."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    a transaction would only add two round trips. Made once per engine: building the
+    option engine on every call cost more than the query it served."""
+    shadow = _AUTOCOMMIT.get(engine)
+    if shadow is None:
+        shadow = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return shadow
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -369,6 +369,9 @@ class Notification(Base):
             "status IN ('pending', 'queued', 'sent', 'suppressed', 'failed', 'digested')", name="status"),
         sa.CheckConstraint("audience IN ('customer', 'staff')", name="audience"),
         sa.Index("ix_notifications_customer", "customer_id", "created_at"),
+        # Prefix lookups (`<event key>:%`) under any collation.
+        sa.Index("ix_notifications_key_prefix", "idempotency_key",
+                 postgresql_ops={"idempotency_key": "text_pattern_ops"}),
         sa.Index("ix_notifications_order", "order_id"),
         sa.Index("ix_notifications_due", "send_after",
                  postgresql_where=sa.text("status = 'queued'")),

@@ -246,3 +246,31 @@ async def test_a_cancellation_ahead_brings_the_next_lines_dates_forward(api, wor
     assert [t.status for t in told] == ["sent"]
     assert not await rows(db, "SELECT 1 FROM notifications WHERE customer_id = 'gus' "
                               "AND event = 'delayed'")
+
+
+async def test_discontinuing_cancels_only_what_waits_and_units_in_hand_still_ship(
+        api, worker, db):
+    await make_product(api, "DIS-A", on_hand=5)
+    await make_product(api, "DIS-B", on_hand=1)
+    body = order_body("DH-1", [("DIS-A", 2), ("DIS-B", 3, "8.00")], customer="hal")
+    body["ship_complete"] = True  # holds the allocated unit of DIS-B until the order is whole
+    order = (await api.post("/orders", json=body)).json()
+    await eventually(lambda: scalar(db, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"),
+                     lambda n: n == 0, what="the lines' workflows to start")
+
+    r = await api.put("/products/DIS-B", json={"backorder": {"discontinued": True}})
+    assert r.status_code == 200, r.text
+    # Nothing waits any more, so the held order is whole: both lines ship what is in hand.
+    done = await eventually(
+        lambda: api.get(f"/orders/{order['id']}"),
+        lambda r: [(ln["shipped_quantity"], ln["cancelled_quantity"])
+                   for ln in r.json()["lines"]] == [(2, 0), (1, 2)],
+        what="the units in hand to ship")
+    assert done.json()["released_at"] is not None
+    refunds = (await api.get("/refunds", params={"sku": "DIS-B"})).json()
+    assert [(f["customer_id"], f["quantity"], f["amount"]) for f in refunds] == [
+        ("hal", 2, "16.0000")]
+    await wait_settled(db)
+    assert (await api.get("/inventory/DIS-B")).json() == {
+        **(await api.get("/inventory/DIS-B")).json(), "on_hand": 0, "reserved": 0,
+        "backordered": 0}

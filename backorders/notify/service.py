@@ -30,7 +30,12 @@ from backorders.notify.channels import (
     send_with_retry,
 )
 from backorders.notify.message import Channel, DeliveryFailed, Event, Outgoing, Rendered
-from backorders.notify.routing import CUSTOMER_EVENTS, route_customer, route_staff
+from backorders.notify.routing import (
+    CUSTOMER_EVENTS,
+    Preferences,
+    route_customer,
+    route_staff,
+)
 from backorders.notify.templates import (
     CustomerFacts,
     LineFacts,
@@ -45,6 +50,13 @@ log = logging.getLogger(__name__)
 
 FACT_TYPES = {"customer": CustomerFacts, "line": LineFacts, "stock": StockFacts,
               "receipt": ReceiptFacts}
+
+
+def _outcome(ids: list[int], statuses: list[str],
+             send_after: datetime | None = None) -> NotifyOutcome:
+    distinct = sorted(set(statuses))
+    return NotifyOutcome(notification_ids=ids, status=",".join(distinct) or "none",
+                         send_after=send_after)
 
 
 def senders_from_settings(settings: Settings) -> dict[Channel, Sender]:
@@ -158,6 +170,7 @@ class Notifier:
             return existing
         facts, line = await self.line_facts(line_id, notice)
         now = datetime.now(tz=notice.occurred_at.tzinfo)
+        prefs = None
         if event in CUSTOMER_EVENTS:
             async with autocommit(self._engine).connect() as conn:
                 prefs, contact = await store.load_recipient(conn, line.customer_id)
@@ -170,7 +183,9 @@ class Notifier:
             routes = [(f"{notice.key}:{i}", "staff", r) for i, r in
                       enumerate(route_staff(event, self._teams(), self.configured))]
         recorded: list[store.Recorded] = []
-        async with self._engine.begin() as conn:
+        # One message needs no transaction around its single insert.
+        begin = self._engine.begin() if len(routes) > 1 else autocommit(self._engine).connect()
+        async with begin as conn:
             for key, audience, route in routes:
                 recorded.append(await store.record(
                     conn, key=key, event=event.value, audience=audience, route=route,
@@ -178,10 +193,15 @@ class Notifier:
                            "line": _to_json(facts)},
                     event_at=notice.occurred_at, customer_id=line.customer_id,
                     order_id=line.order_id, line_id=line_id, sku=line.sku))
+        statuses = []
         for r in recorded:
-            if r.status == "pending":
-                await self.deliver(r.id)
-        return await self.outcome([r.id for r in recorded])
+            # Preferences were read a moment ago, in this same attempt.
+            statuses.append(await self.deliver(r.id, prefs=prefs) if r.status == "pending"
+                            else r.status)
+        ids = [r.id for r in recorded]
+        if all(r.created for r in recorded) and "queued" not in statuses:
+            return _outcome(ids, statuses)
+        return await self.outcome(ids)
 
     async def _existing(self, key: str) -> NotifyOutcome | None:
         async with autocommit(self._engine).connect() as conn:
@@ -199,12 +219,10 @@ class Notifier:
 
     async def outcome(self, ids: list[int]) -> NotifyOutcome:
         rows = [await store.get(self._engine, i) for i in ids]
-        statuses = {r.status for r in rows if r is not None}
         waiting = [r.send_after for r in rows
                    if r is not None and r.status == "queued" and not r.facts.get("digest")]
-        status = statuses.pop() if len(statuses) == 1 else ",".join(sorted(statuses))
-        return NotifyOutcome(notification_ids=ids, status=status or "none",
-                             send_after=min(waiting) if waiting else None)
+        return _outcome(ids, [r.status for r in rows if r is not None],
+                        min(waiting) if waiting else None)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -228,15 +246,18 @@ class Notifier:
                f"/opt-out?channel={channel.value}&token={token}")
         return OptOut(url=url, keyword="STOP")
 
-    async def deliver(self, notification_id: int) -> str:
-        """Send on the first channel that takes the message, falling back in order."""
+    async def deliver(self, notification_id: int, *, prefs: Preferences | None = None) -> str:
+        """Send on the first channel that takes the message, falling back in order.
+        `prefs`: the customer's preferences if just read; otherwise they are read again,
+        as they may have changed while the message was queued."""
         row = await store.claim(self._engine, notification_id)
         if row is None:
             current = await store.get(self._engine, notification_id)
             return current.status if current is not None else "missing"
-        if row.audience == "customer":  # preferences may have changed since it was queued
-            async with autocommit(self._engine).connect() as conn:
-                prefs, _ = await store.load_recipient(conn, row.customer_id)
+        if row.audience == "customer":
+            if prefs is None:
+                async with autocommit(self._engine).connect() as conn:
+                    prefs, _ = await store.load_recipient(conn, row.customer_id)
             attempts = [a for a in store.attempts_of(row) if a.channel not in prefs.opted_out]
             if not attempts:
                 await store.finish(self._engine, notification_id, status="suppressed",

@@ -36,8 +36,9 @@ class ProductResult:
 
 async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                       settings: Settings | None = None) -> ProductResult:
-    """Create or update a product. Discontinuing it cancels its waiting lines (releasing
-    what they hold) and records a refund for each; a policy change re-dates the queue."""
+    """Create or update a product. Discontinuing it cancels what its lines wait for (units
+    already allocated still ship) and records a refund for each; a policy change re-dates
+    the queue."""
     settings = settings or get_settings()
 
     async def work(conn: AsyncConnection) -> ProductResult:
@@ -99,7 +100,8 @@ async def _discontinue(conn: AsyncConnection, sku: str, settings: Settings) -> t
     if not waiting:
         return 0, []
     reason = f"{sku} is discontinued and will not be restocked"
-    done = await orders.cancel_lines(conn, waiting, reason, settings,
+    # Units already in hand still ship: only what would wait for a restock is cancelled.
+    done = await orders.cancel_lines(conn, waiting, reason, settings, waiting_only=True,
                                      release_label=f"units freed by discontinuing {sku}")
     refunds = [{"line": ln.id, "order": ln.order_id, "customer": ln.customer_id, "sku": sku,
                 "quantity": done.per_line[ln.id],

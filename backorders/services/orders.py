@@ -288,9 +288,11 @@ class LinesCancelled:
 
 
 async def cancel_lines(conn: AsyncConnection, targets: Sequence[Any], reason: str,
-                       settings: Settings, *, release_label: str) -> LinesCancelled:
-    """Cancel what the lines still wait for and any allocation not yet handed to the
-    carrier; freed units go to the next lines in their queues. `targets` have id, sku."""
+                       settings: Settings, *, release_label: str,
+                       waiting_only: bool = False) -> LinesCancelled:
+    """Cancel what the lines still wait for and, unless `waiting_only`, any allocation not
+    yet handed to the carrier; freed units go to the next lines in their queues.
+    `targets` have id, sku."""
     stock_rows = await stock.lock(conn, (r.sku for r in targets))
     locked = (
         await conn.execute(
@@ -310,11 +312,12 @@ async def cancel_lines(conn: AsyncConnection, targets: Sequence[Any], reason: st
                 UPDATE allocations SET status = 'cancelled', cancelled_at = now(),
                                        updated_at = now()
                 WHERE line_id = ANY(:ids) AND status = ANY(:cancellable)
-                  AND dispatch_started_at IS NULL
+                  AND dispatch_started_at IS NULL AND NOT :waiting_only
                 RETURNING id, line_id, quantity
                 """
             ),
-            {"ids": [r.id for r in targets], "cancellable": [s.value for s in CANCELLABLE]},
+            {"ids": [r.id for r in targets], "cancellable": [s.value for s in CANCELLABLE],
+             "waiting_only": waiting_only},
         )
     ).all()
     by_line: dict[uuid.UUID, list[sa.Row]] = {}
