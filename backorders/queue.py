@@ -6,6 +6,8 @@ last ties so the order is total and stable."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from backorders.domain.customers import AllocationPolicy
 
 _PRIORITY_KEYS = ("{a}.tier_rank", "{a}.order_value DESC")
@@ -42,10 +44,26 @@ def ahead_of(policy: AllocationPolicy | str, alias: str = "q", target: str = "t"
         parts = []
         for key in keys:
             column, _, direction = key.format(a=a).partition(" ")
+            if a == _VALUES:
+                column = f":{_VALUES}_{column.split('.')[1]}"
             parts.append(f"-{column}" if direction == "DESC" else column)
         return "(" + ", ".join(parts) + ")"
 
     return f"{side(alias)} < {side(target)}"
+
+
+def ahead_of_values(policy: AllocationPolicy | str, alias: str = "q") -> str:
+    """`ahead_of` against a line's keys given as bind values (see `key_values`)."""
+    return ahead_of(policy, alias, _VALUES)
+
+
+_VALUES = "key"
+
+
+def key_values(line: Any) -> dict[str, Any]:
+    """The bind values `ahead_of_values` reads, from a row with the queue key columns."""
+    return {f"{_VALUES}_{column}": getattr(line, column)
+            for column in ("tier_rank", "order_value", "placed_at", "seq")}
 
 
 def ahead_of_column(policy_column: str, alias: str = "q", target: str = "t") -> str:

@@ -292,3 +292,25 @@ async def test_time_from_receipt_to_allocation_message(notifying, db):
     print(f"receipt to last allocation message: {(latest - receipt_at).total_seconds():.3f} s "
           f"(observed {elapsed:.3f} s)")
     assert elapsed < 30
+
+
+@pytest.mark.parametrize("policy", ["fifo", "priority"])
+async def test_the_backordered_message_gives_each_customer_their_place_in_the_queue(
+        notifying, db, policy):
+    api, _ = notifying
+    sku = f"NT-Q-{policy}"
+    await make_product(api, sku, allocation_policy=policy)
+    await place(api, f"Q-{policy}-1", [(sku, 2)], customer="q-first")
+    await place(api, f"Q-{policy}-2", [(sku, 3)], customer="q-second", tier="platinum")
+    await place(api, f"Q-{policy}-3", [(sku, 1)], customer="q-third")
+    facts = await eventually(lambda: rows(
+        db, "SELECT customer_id, facts->'line' AS line FROM notifications "
+            "WHERE event = 'backordered' AND sku = :sku", sku=sku),
+        lambda rs: len(rs) == 3, what="three backordered messages")
+    places = {f.customer_id: (f.line["queue_position"], f.line["units_ahead"]) for f in facts}
+    if policy == "fifo":
+        assert places == {"q-first": (1, 0), "q-second": (2, 2), "q-third": (3, 5)}
+    else:  # the platinum customer goes first
+        assert places["q-second"] == (1, 0) and places["q-third"] == (3, 5)
+        # Told when their line was backordered: before or after the platinum order came.
+        assert places["q-first"] in ((1, 0), (2, 3))

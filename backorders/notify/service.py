@@ -127,6 +127,7 @@ class Notifier:
                 """
                 SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
                        l.shipped_quantity, l.status, l.promised_date, l.expected_date,
+                       l.tier_rank, l.order_value, l.placed_at, l.seq,
                        o.order_number,
                        p.name AS product_name, p.allocation_policy,
                        (SELECT a.tracking_number FROM allocations a
@@ -138,14 +139,15 @@ class Notifier:
                 """), {"id": line_id})).one()
             position = units_ahead = None
             if line.waiting_quantity > 0:
+                # The line's own keys as values, so the SKU's queue index serves the scan
+                # (a self-join let the planner hash the whole table).
                 ahead = (await conn.execute(sa.text(
                     f"""
                     SELECT count(*) AS lines, coalesce(sum(q.waiting_quantity), 0) AS units
-                    FROM order_lines t JOIN order_lines q
-                      ON q.sku = t.sku AND q.waiting_quantity > 0
-                     AND {queue.ahead_of(line.allocation_policy)}
-                    WHERE t.id = :id
-                    """), {"id": line_id})).one()
+                    FROM order_lines q
+                    WHERE q.sku = :sku AND q.waiting_quantity > 0
+                      AND {queue.ahead_of_values(line.allocation_policy)}
+                    """), {"sku": line.sku, **queue.key_values(line)})).one()
                 position, units_ahead = ahead.lines + 1, int(ahead.units)
         facts = LineFacts(
             order_number=line.order_number, sku=line.sku, product_name=line.product_name,
