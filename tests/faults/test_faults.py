@@ -139,9 +139,15 @@ async def everything_shipped_once(stack: Stack) -> None:
         workflow_ids = (await conn.execute(sa.text(
             "SELECT workflow_id FROM order_lines WHERE workflow_id IS NOT NULL"))).scalars().all()
     assert len(workflow_ids) == ORDERS
-    for workflow_id in workflow_ids:
-        described = await stack.client.get_workflow_handle(workflow_id).describe()
-        assert described.status == WorkflowExecutionStatus.COMPLETED, workflow_id
+    # Every line's workflow completes: the database says shipped as the last step commits,
+    # and the workflow still has its dispatch message to send, so wait for it to close.
+    async def closed(workflow_id: str) -> None:
+        handle = stack.client.get_workflow_handle(workflow_id)
+        async with asyncio.timeout(60):
+            await handle.result()
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED, workflow_id
+
+    await asyncio.gather(*(closed(w) for w in workflow_ids))
 
 
 async def test_killing_the_worker_mid_dispatch_loses_nothing_and_ships_nothing_twice(stack):
