@@ -10,16 +10,21 @@ from typing import Any
 
 from backorders.domain.customers import AllocationPolicy
 
-_PRIORITY_KEYS = ("{a}.tier_rank", "{a}.order_value DESC")
-_FIFO_KEYS = ("{a}.placed_at", "{a}.seq")
+_PRIORITY_KEYS = ("{a}tier_rank", "{a}order_value DESC")
+_FIFO_KEYS = ("{a}placed_at", "{a}seq")
+_BIND = ":key_"
+"""The prefix that turns a key column into the bind value `ahead_of_values` compares to."""
+
+
+def _keys(policy: AllocationPolicy | str) -> tuple[str, ...]:
+    if AllocationPolicy(policy) is AllocationPolicy.PRIORITY:
+        return _PRIORITY_KEYS + _FIFO_KEYS
+    return _FIFO_KEYS
 
 
 def queue_order_by(policy: AllocationPolicy | str, alias: str = "l") -> str:
     """ORDER BY keys for one SKU whose policy is known."""
-    keys = _FIFO_KEYS
-    if AllocationPolicy(policy) is AllocationPolicy.PRIORITY:
-        keys = _PRIORITY_KEYS + _FIFO_KEYS
-    return ", ".join(k.format(a=alias) for k in keys)
+    return ", ".join(k.format(a=f"{alias}.") for k in _keys(policy))
 
 
 def queue_order_by_column(policy_column: str, alias: str = "l") -> str:
@@ -27,43 +32,38 @@ def queue_order_by_column(policy_column: str, alias: str = "l") -> str:
     priority = f"{policy_column} = '{AllocationPolicy.PRIORITY.value}'"
     keys = []
     for key in _PRIORITY_KEYS:
-        column, _, direction = key.format(a=alias).partition(" ")
+        column, _, direction = key.format(a=f"{alias}.").partition(" ")
         keys.append(f"CASE WHEN {priority} THEN {column} END {direction}".rstrip())
-    keys += [k.format(a=alias) for k in _FIFO_KEYS]
+    keys += [k.format(a=f"{alias}.") for k in _FIFO_KEYS]
     return ", ".join(keys)
+
+
+def _row(keys: tuple[str, ...], prefix: str) -> str:
+    """The keys as one row value, descending keys negated so `<` means served first."""
+    parts = []
+    for key in keys:
+        column, _, direction = key.format(a=prefix).partition(" ")
+        parts.append(f"-{column}" if direction == "DESC" else column)
+    return "(" + ", ".join(parts) + ")"
 
 
 def ahead_of(policy: AllocationPolicy | str, alias: str = "q", target: str = "t") -> str:
     """Rows of `alias` served before the line `target` (same SKU assumed): the same keys
     as `queue_order_by`, as one row comparison, so one line's position needs no sort."""
-    keys = list(_FIFO_KEYS)
-    if AllocationPolicy(policy) is AllocationPolicy.PRIORITY:
-        keys = list(_PRIORITY_KEYS) + keys
-
-    def side(a: str) -> str:
-        parts = []
-        for key in keys:
-            column, _, direction = key.format(a=a).partition(" ")
-            if a == _VALUES:
-                column = f":{_VALUES}_{column.split('.')[1]}"
-            parts.append(f"-{column}" if direction == "DESC" else column)
-        return "(" + ", ".join(parts) + ")"
-
-    return f"{side(alias)} < {side(target)}"
+    keys = _keys(policy)
+    return f"{_row(keys, f'{alias}.')} < {_row(keys, f'{target}.')}"
 
 
 def ahead_of_values(policy: AllocationPolicy | str, alias: str = "q") -> str:
     """`ahead_of` against a line's keys given as bind values (see `key_values`)."""
-    return ahead_of(policy, alias, _VALUES)
-
-
-_VALUES = "key"
+    keys = _keys(policy)
+    return f"{_row(keys, f'{alias}.')} < {_row(keys, _BIND)}"
 
 
 def key_values(line: Any) -> dict[str, Any]:
     """The bind values `ahead_of_values` reads, from a row with the queue key columns."""
-    return {f"{_VALUES}_{column}": getattr(line, column)
-            for column in ("tier_rank", "order_value", "placed_at", "seq")}
+    columns = [k.format(a="").split()[0] for k in _PRIORITY_KEYS + _FIFO_KEYS]
+    return {f"{_BIND[1:]}{column}": getattr(line, column) for column in columns}
 
 
 def ahead_of_column(policy_column: str, alias: str = "q", target: str = "t") -> str:

@@ -7,9 +7,10 @@ import uuid
 from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from api.deps import ServicesDep
+from api.params import IdentifierPath
 from backorders.notify import store
 from backorders.notify.message import Channel
 from backorders.schemas import (
@@ -25,7 +26,7 @@ from backorders.services.errors import Forbidden, NotFound
 
 router = APIRouter(tags=["notifications"])
 
-CustomerPath = Annotated[str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
+CustomerPath = IdentifierPath
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 
 

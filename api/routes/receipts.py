@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from api.deps import ServicesDep
-from backorders.schemas import IDENTIFIER_PATTERN, ReceiptIn, ReceiptOut
+from api.params import IdentifierPath
+from backorders.schemas import ReceiptIn, ReceiptOut
 from backorders.services import receipts
 
 router = APIRouter(tags=["receipts"])
@@ -30,7 +29,5 @@ async def post_receipt(body: ReceiptIn, services: ServicesDep, response: Respons
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptOut)
-async def get_receipt(receipt_id: Annotated[str, Path(min_length=1, max_length=128,
-                                                      pattern=IDENTIFIER_PATTERN)],
-                      services: ServicesDep) -> ReceiptOut:
+async def get_receipt(receipt_id: IdentifierPath, services: ServicesDep) -> ReceiptOut:
     return await receipts.get_receipt(services.engine, receipt_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from api.deps import ServicesDep
+from api.params import IdentifierPath
 from backorders.schemas import (
     IDENTIFIER_PATTERN,
     SKU_PATTERN,
@@ -20,8 +21,8 @@ from backorders.services import inventory, supply
 
 router = APIRouter(tags=["supply"])
 
-PoPath = Annotated[str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
-SupplierPath = Annotated[str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
+PoPath = IdentifierPath
+SupplierPath = IdentifierPath
 
 
 @router.put("/purchase-orders/{po_number}", response_model=PurchaseOrderOut,
