@@ -11,6 +11,7 @@ from backorders.domain.lifecycle import (
     AllocationStatus,
     LineStatus,
     line_status,
+    search_status,
     status_after_allocation,
 )
 
@@ -33,3 +34,10 @@ def test_a_line_is_as_far_as_its_slowest_quantity():
     assert line_status(waiting=0, shipped=1, in_progress=[]) is LineStatus.DISPATCHED
     assert line_status(waiting=0, shipped=0, in_progress=[]) is LineStatus.CANCELLED
     assert line_status(waiting=2, shipped=1, in_progress=["packed"]) is LineStatus.BACKORDERED
+
+
+@pytest.mark.parametrize("status", list(LineStatus))
+def test_search_status_shows_the_warehouse_steps_as_allocated(status):
+    in_warehouse = {LineStatus.PICKING, LineStatus.PACKED, LineStatus.AWAITING_SHIPMENT}
+    expected = LineStatus.ALLOCATED if status in in_warehouse else status
+    assert search_status(status) is expected

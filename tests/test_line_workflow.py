@@ -3,6 +3,7 @@ state visible through its query and search attributes."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from backorders import search_attributes as keys
@@ -77,3 +78,27 @@ async def test_backorder_detail_shows_the_timeline_from_the_database(api, worker
     assert detail["allocations"][0]["tracking_number"].startswith("SIM")
     listed = (await api.get("/backorders", params={"status": "dispatched"})).json()
     assert [i["line_id"] for i in listed["items"]] == [line_id]
+
+
+async def test_search_status_changes_only_when_ops_view_of_the_line_does(api, worker, db):
+    """Every upsert rewrites the workflow's visibility record, so the warehouse steps show
+    as `allocated` and the status starts as the workflow was started with it."""
+    await make_product(api, "SEEN")
+    order = await place(api, "SEEN-1", [("SEEN", 2)])
+    handle = worker.client.get_workflow_handle_for(LineWorkflow.run,
+                                                   order["lines"][0]["workflow_id"])
+    await receive(api, "SEEN-R", "SEEN", 2)
+    result = await handle.result()
+    assert result.status == "dispatched"
+
+    history = await handle.fetch_history()
+    upserted = [
+        json.loads(fields["BackorderStatus"].data)
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        and "BackorderStatus" in (fields := e.upsert_workflow_search_attributes_event_attributes
+                                  .search_attributes.indexed_fields)
+    ]
+    assert upserted == ["allocated", "dispatched"]
+    assert (await handle.describe()).typed_search_attributes.get(
+        keys.BACKORDER_STATUS) == "dispatched"

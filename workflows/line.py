@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         AllocationStatus,
         LineStatus,
         line_status,
+        search_status,
     )
     from backorders.notify.message import Event
 
@@ -65,6 +66,9 @@ CARRIED_TIMELINE = 100
 
 NOTIFICATIONS = "notifications-v1"
 """Patch: lines started before notifications existed replay without them."""
+SEARCH_STATUS = "search-status-v1"
+"""Patch: BackorderStatus shows the warehouse steps as `allocated`, and is written only
+when it changes from what the workflow already carries (it starts with it)."""
 NOTIFY_TIMEOUT = timedelta(minutes=5)
 # A message that cannot be sent after a day of trying is given up (and shows as such):
 # it must never hold the line itself up.
@@ -460,6 +464,11 @@ class LineWorkflow:
 
     def _publish_status(self) -> None:
         status = self._current_status()
+        if workflow.patched(SEARCH_STATUS):
+            shown = search_status(status).value
+            if workflow.info().typed_search_attributes.get(keys.BACKORDER_STATUS) != shown:
+                workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set(shown)])
+            return
         if status != self._status:
             self._status = status
             workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set(status.value)])
