@@ -7,7 +7,7 @@ the carrier hand-over, and from then on a cancellation leaves it alone, so a uni
 never be both cancelled and shipped, nor shipped twice.
 
 These run for every unit shipped, so each transition is a few round trips: lock the
-line, lock its allocations, then one statement that writes everything."""
+line and its allocations, then one statement that writes everything."""
 
 from __future__ import annotations
 
@@ -72,26 +72,30 @@ class _Line:
 
 async def _lock(conn: AsyncConnection, line_id: uuid.UUID, allocation_id: uuid.UUID,
                 ) -> tuple[_Line, _Allocation]:
-    """Lock the line, then its allocations (the global order: stock, line, allocation)."""
-    line = (
-        await conn.execute(
-            sa.text("SELECT waiting_quantity, shipped_quantity, status FROM order_lines "
-                    "WHERE id = :id FOR UPDATE"),
-            {"id": line_id},
-        )
-    ).one_or_none()
+    """Lock the line, then its allocations (the global order: stock, line, allocation),
+    in one statement: rows are locked as they come out of the sort, the line with the
+    first of them."""
     rows = (
         await conn.execute(
-            sa.text("SELECT id, status, quantity, dispatch_started_at, tracking_number "
-                    "FROM allocations WHERE line_id = :id ORDER BY id FOR UPDATE"),
+            sa.text(
+                """
+                SELECT l.waiting_quantity, l.shipped_quantity, l.status AS line_status,
+                       a.id, a.status, a.quantity, a.dispatch_started_at, a.tracking_number
+                FROM order_lines l JOIN allocations a ON a.line_id = l.id
+                WHERE l.id = :id
+                ORDER BY a.id
+                FOR UPDATE
+                """
+            ),
             {"id": line_id},
         )
     ).all()
     allocations = {r.id: _Allocation(r.id, S(r.status), r.quantity, r.dispatch_started_at,
                                      r.tracking_number) for r in rows}
-    if line is None or allocation_id not in allocations:
+    if allocation_id not in allocations:
         raise AllocationNotFound(f"no allocation {allocation_id} on line {line_id}")
-    snapshot = _Line(line_id, line.waiting_quantity, line.shipped_quantity, line.status,
+    line = rows[0]
+    snapshot = _Line(line_id, line.waiting_quantity, line.shipped_quantity, line.line_status,
                      allocations)
     return snapshot, allocations[allocation_id]
 
