@@ -9,7 +9,7 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from backorders.contracts import DigestInput, LineNotice, NotifyOutcome
 from backorders.notify import store
@@ -22,6 +22,21 @@ def digest_workflow_id(customer_id: str, send_at_iso: str) -> str:
     return f"digest-{customer_id}-{send_at_iso}"
 
 
+def _settled(outcome: NotifyOutcome, what: str) -> NotifyOutcome:
+    """A message still pending is leased by another sender (one still sending, or one
+    that failed part-way outside this activity's earlier attempts): fail this attempt so
+    it is retried once the lease has run out, rather than report it done and lose it."""
+    if "pending" in outcome.status.split(","):
+        raise ApplicationError(f"notification {what} is held by another sender; "
+                               "retrying after its lease", type="NotificationLeased")
+    return outcome
+
+
+def _holder() -> store.Holder:
+    info = activity.info()
+    return store.Holder(f"{info.workflow_run_id}/{info.activity_id}", info.attempt)
+
+
 class NotifyActivities:
     def __init__(self, notifier: Notifier, client: Client, task_queue: str) -> None:
         self._notifier = notifier
@@ -30,22 +45,27 @@ class NotifyActivities:
 
     @activity.defn(name="notify_line")
     async def notify_line(self, notice: LineNotice) -> NotifyOutcome:
-        outcome = await self._notifier.notify_line(notice)
-        for notification_id in outcome.notification_ids:
-            row = await store.get(self._notifier.engine, notification_id)
-            if row is not None and row.status == "queued" and row.facts.get("digest"):
-                await self._ensure_digest(DigestInput(row.customer_id, row.send_after))
+        outcome = _settled(await self._notifier.notify_line(notice, _holder()), notice.key)
+        if "queued" in outcome.status.split(","):
+            for notification_id in outcome.notification_ids:
+                row = await store.get(self._notifier.engine, notification_id)
+                if row is not None and row.status == "queued" and row.facts.get("digest"):
+                    await self._ensure_digest(DigestInput(row.customer_id, row.send_after))
         return outcome
 
     @activity.defn(name="deliver_notifications")
     async def deliver(self, ids: list[int]) -> NotifyOutcome:
         for notification_id in ids:
-            await self._notifier.deliver(notification_id)
-        return await self._notifier.outcome(ids)
+            await self._notifier.deliver(notification_id, holder=_holder())
+        return _settled(await self._notifier.outcome(ids), ",".join(map(str, ids)))
 
     @activity.defn(name="send_digest")
     async def send_digest(self, digest: DigestInput) -> int | None:
-        return await self._notifier.send_digest(digest.customer_id, digest.send_at)
+        digest_id = await self._notifier.send_digest(digest.customer_id, digest.send_at,
+                                                     _holder())
+        if digest_id is not None:
+            _settled(await self._notifier.outcome([digest_id]), f"digest {digest_id}")
+        return digest_id
 
     async def _ensure_digest(self, digest: DigestInput) -> None:
         """One digest workflow per customer and send time; a second start finds it."""

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 
 from backorders.contracts import LineNotice
@@ -114,6 +115,108 @@ async def test_a_retried_activity_never_sends_twice(notifying, provider_server, 
 
     assert len(mails_to(provider_server, "bob@example.com")) == before
     assert await scalar(db, "SELECT count(*) FROM notifications WHERE event = 'backordered'") == 1
+
+
+async def test_a_message_an_unfinished_attempt_left_leased_is_sent_when_the_lease_ends(
+        notifying, provider_server, db, provider_settings):
+    """A send that died part-way keeps its lease for a while; the retried activity must
+    wait it out and send, not report the message as pending and drop it."""
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.notify import NotifyActivities
+    from backorders.notify.channels import LogChannel
+    from backorders.notify.message import Channel
+
+    class Crashing:
+        channel = Channel.EMAIL
+
+        async def send(self, message):
+            raise RuntimeError("worker lost mid-send")
+
+    api, running = notifying
+    await make_product(api, "NT-L")
+    order = await place(api, "N-L", [("NT-L", 1)], customer="lena")
+    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
+    line_id = order["lines"][0]["id"]
+    notice = LineNotice(line_id, "status_update", f"{line_id}:status_update:1",
+                        datetime.now(UTC), days_waiting=7)
+    crashing = Notifier(db, provider_settings,
+                        senders={Channel.EMAIL: Crashing(), Channel.LOG: LogChannel()})
+    with pytest.raises(RuntimeError):
+        await crashing.notify_line(notice)
+
+    activities = NotifyActivities(Notifier(db, provider_settings), running.client,
+                                  provider_settings.task_queue)
+    with pytest.raises(ApplicationError) as held:
+        await ActivityEnvironment().run(activities.notify_line, notice)
+    assert held.value.type == "NotificationLeased" and not held.value.non_retryable
+    assert not await sent(api, "status_update", order_id=order["id"])
+
+    async with db.begin() as conn:
+        await conn.execute(sa.text(
+            "UPDATE notifications SET facts = jsonb_set(facts, '{lease_until}', "
+            "to_jsonb(now() - interval '1 second')) WHERE event = 'status_update'"))
+    outcome = await ActivityEnvironment().run(activities.notify_line, notice)
+    assert outcome.status == "sent"
+    assert len(await sent(api, "status_update", order_id=order["id"])) == 1
+    assert len([m for m in mails_to(provider_server, "lena@example.com")
+                if m["custom_args"]["idempotency_key"].endswith(":status_update:1:email")]) == 1
+
+
+async def test_the_next_attempt_of_the_same_activity_takes_over_its_lease_at_once(
+        notifying, provider_server, db, provider_settings):
+    """Attempt 1 recorded the message with its lease and was cut off before finishing (a
+    database outage): Temporal starts attempt 2 only once attempt 1 is over, so attempt 2
+    sends at once; another activity still keeps off until the lease runs out."""
+    import dataclasses
+
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.notify import NotifyActivities
+    from backorders.notify.channels import LogChannel
+    from backorders.notify.message import Channel
+
+    class Crashing:
+        channel = Channel.EMAIL
+
+        async def send(self, message):
+            raise ConnectionError("database went away mid-send")
+
+    def attempt(n: int, activity_id: str = "7") -> ActivityEnvironment:
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, workflow_run_id="run-1",
+                                       activity_id=activity_id, attempt=n)
+        return env
+
+    api, running = notifying
+    await make_product(api, "NT-T")
+    order = await place(api, "N-T", [("NT-T", 1)], customer="tove")
+    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
+    line_id = order["lines"][0]["id"]
+    notice = LineNotice(line_id, "status_update", f"{line_id}:status_update:1",
+                        datetime.now(UTC), days_waiting=7)
+    crashing = NotifyActivities(
+        Notifier(db, provider_settings,
+                 senders={Channel.EMAIL: Crashing(), Channel.LOG: LogChannel()}),
+        running.client, provider_settings.task_queue)
+    with pytest.raises(ConnectionError):
+        await attempt(1).run(crashing.notify_line, notice)
+
+    activities = NotifyActivities(Notifier(db, provider_settings), running.client,
+                                  provider_settings.task_queue)
+    with pytest.raises(ApplicationError) as held:
+        await attempt(1, activity_id="8").run(activities.notify_line, notice)
+    assert held.value.type == "NotificationLeased"
+    outcome = await attempt(2).run(activities.notify_line, notice)
+    assert outcome.status == "sent"
+    assert len(await sent(api, "status_update", order_id=order["id"])) == 1
+    assert len([m for m in mails_to(provider_server, "tove@example.com")
+                if m["custom_args"]["idempotency_key"].endswith(":status_update:1:email")]) == 1
+    assert await scalar(db, "SELECT facts ? 'lease_holder' FROM notifications "
+                            "WHERE event = 'status_update' AND line_id = :l",
+                        l=line_id) is False
 
 
 async def test_provider_429_and_500_are_retried_and_the_message_goes_once(

@@ -163,13 +163,12 @@ class Notifier:
         )
         return facts, line
 
-    async def notify_line(self, notice: LineNotice) -> NotifyOutcome:
+    async def notify_line(self, notice: LineNotice,
+                          holder: store.Holder = store.NOBODY) -> NotifyOutcome:
         """Record and (unless it must wait) send the message for one line event."""
         event = Event(notice.event)
         line_id = uuid.UUID(notice.line_id)
-        existing = await self._existing(notice.key)
-        if existing:
-            return existing
+        # A repeat (an activity retried) finds its rows by key when it records them.
         facts, line = await self.line_facts(line_id, notice)
         now = datetime.now(tz=notice.occurred_at.tzinfo)
         prefs = None
@@ -194,30 +193,20 @@ class Notifier:
                     facts={"customer": {"id": line.customer_id, "name": None},
                            "line": _to_json(facts)},
                     event_at=notice.occurred_at, customer_id=line.customer_id,
-                    order_id=line.order_id, line_id=line_id, sku=line.sku))
+                    order_id=line.order_id, line_id=line_id, sku=line.sku, claim=holder))
         statuses = []
         for r in recorded:
-            # Preferences were read a moment ago, in this same attempt.
-            statuses.append(await self.deliver(r.id, prefs=prefs) if r.status == "pending"
-                            else r.status)
+            # Preferences were read a moment ago, in this same attempt. A pending row
+            # not claimed here was left by an attempt that did not finish.
+            if r.claimed is not None or r.status == "pending":
+                statuses.append(await self.deliver(r.id, prefs=prefs, claimed=r.claimed,
+                                                    holder=holder))
+            else:
+                statuses.append(r.status)
         ids = [r.id for r in recorded]
         if all(r.created for r in recorded) and "queued" not in statuses:
             return _outcome(ids, statuses)
         return await self.outcome(ids)
-
-    async def _existing(self, key: str) -> NotifyOutcome | None:
-        async with autocommit(self._engine).connect() as conn:
-            ids = (await conn.execute(sa.text(
-                "SELECT id FROM notifications WHERE idempotency_key = :k "
-                "OR idempotency_key LIKE :prefix ORDER BY id"),
-                {"k": key, "prefix": key.replace("%", r"\%") + ":%"})).scalars().all()
-        if not ids:
-            return None
-        for notification_id in ids:  # finish what a crashed attempt left pending
-            row = await store.get(self._engine, notification_id)
-            if row is not None and row.status == "pending":
-                await self.deliver(notification_id)
-        return await self.outcome(list(ids))
 
     async def outcome(self, ids: list[int]) -> NotifyOutcome:
         rows = [await store.get(self._engine, i) for i in ids]
@@ -248,11 +237,14 @@ class Notifier:
                f"/opt-out?channel={channel.value}&token={token}")
         return OptOut(url=url, keyword="STOP")
 
-    async def deliver(self, notification_id: int, *, prefs: Preferences | None = None) -> str:
+    async def deliver(self, notification_id: int, *, prefs: Preferences | None = None,
+                      claimed: Any | None = None, holder: store.Holder = store.NOBODY) -> str:
         """Send on the first channel that takes the message, falling back in order.
         `prefs`: the customer's preferences if just read; otherwise they are read again,
-        as they may have changed while the message was queued."""
-        row = await store.claim(self._engine, notification_id)
+        as they may have changed while the message was queued. `claimed`: the row, if
+        the caller recorded it with its lease already on it."""
+        row = claimed if claimed is not None else await store.claim(
+            self._engine, notification_id, holder)
         if row is None:
             current = await store.get(self._engine, notification_id)
             return current.status if current is not None else "missing"
@@ -308,7 +300,8 @@ class Notifier:
 
     # --- digests -------------------------------------------------------------------------
 
-    async def send_digest(self, customer_id: str, send_at: datetime) -> int | None:
+    async def send_digest(self, customer_id: str, send_at: datetime,
+                          holder: store.Holder = store.NOBODY) -> int | None:
         """One message with every update queued for the customer's digest up to now."""
         key = f"digest:{customer_id}:{send_at.isoformat()}"
         async with self._engine.begin() as conn:
@@ -348,7 +341,7 @@ class Notifier:
                     "WHERE id = ANY(:ids)"), {"d": digest_id, "ids": [i.id for i in items]})
         current = await store.get(self._engine, digest_id)
         if current is not None and current.status == "pending":
-            await self.deliver(digest_id)
+            await self.deliver(digest_id, holder=holder)
         return digest_id
 
     # --- staff alerts --------------------------------------------------------------------

@@ -23,6 +23,21 @@ from backorders.services.errors import NotFound
 
 LEASE_SECONDS = 120
 """How long a sender holds a message before another may take it over (it crashed)."""
+LEASE_KEYS = "{lease_until,lease_holder,lease_attempt}"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a message's lease: an activity (its run and activity id) and its attempt.
+    Temporal starts attempt n+1 only once attempt n has failed or timed out, so a later
+    attempt of the same activity takes over at once what an earlier one left leased (a
+    send cut off by a database or network outage) instead of waiting out the lease."""
+    name: str = ""
+    attempt: int = 0
+
+
+NOBODY = Holder()
+"""A sender outside any activity: its lease is released by finishing or by running out."""
 
 
 # --- preferences -----------------------------------------------------------------------
@@ -102,6 +117,8 @@ class Recorded:
     status: str
     send_after: datetime | None
     created: bool
+    claimed: Any | None = None
+    """The new row, when it was recorded already claimed for sending by the caller."""
 
 
 def _attempts_json(route: Route) -> list[dict[str, str]]:
@@ -126,45 +143,65 @@ async def record(
     order_id: uuid.UUID | None = None,
     line_id: uuid.UUID | None = None,
     sku: str | None = None,
+    claim: Holder | None = None,
 ) -> Recorded:
-    """Insert the message once; a second call with the same key returns the first."""
+    """Insert the message once; a second call with the same key returns the first.
+    `claim`: a new message to send now is inserted with this holder's lease already on
+    it, as `claim` would put it (saves a round trip per message)."""
     facts = {**facts, "attempts": _attempts_json(route), "digest": route.digest}
     row = (await conn.execute(sa.text(
         """
         INSERT INTO notifications (idempotency_key, event, audience, customer_id, order_id,
             line_id, sku, status, reason, channels, facts, event_at, send_after)
         VALUES (:key, :event, :audience, :customer_id, :order_id, :line_id, :sku, :status,
-                :reason, :channels, CAST(:facts AS jsonb), :event_at, :send_after)
+                :reason, :channels,
+                CAST(:facts AS jsonb) || CASE WHEN :claim AND :status = 'pending'
+                    THEN jsonb_build_object(
+                        'lease_until', now() + make_interval(secs => :lease),
+                        'lease_holder', CAST(:holder AS text),
+                        'lease_attempt', CAST(:attempt AS int))
+                    ELSE '{}'::jsonb END,
+                :event_at, :send_after)
         ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id, status, send_after
+        RETURNING *
         """), {
             "key": key, "event": event, "audience": audience, "customer_id": customer_id,
             "order_id": order_id, "line_id": line_id, "sku": sku, "status": route.status,
             "reason": route.reason, "channels": [a.channel.value for a in route.attempts],
             "facts": json.dumps(facts, default=str), "event_at": event_at,
-            "send_after": route.send_after,
+            "send_after": route.send_after, "claim": claim is not None,
+            "lease": LEASE_SECONDS, "holder": (claim or NOBODY).name,
+            "attempt": (claim or NOBODY).attempt,
         })).one_or_none()
     if row is not None:
-        return Recorded(row.id, row.status, row.send_after, created=True)
+        claimed = row if claim is not None and row.status == "pending" else None
+        return Recorded(row.id, row.status, row.send_after, created=True, claimed=claimed)
     row = (await conn.execute(sa.text(
         "SELECT id, status, send_after FROM notifications WHERE idempotency_key = :key"),
         {"key": key})).one()
     return Recorded(row.id, row.status, row.send_after, created=False)
 
 
-async def claim(engine: AsyncEngine, notification_id: int) -> Any | None:
+async def claim(engine: AsyncEngine, notification_id: int,
+                holder: Holder = NOBODY) -> Any | None:
     """Take the message for sending unless it was sent, suppressed, failed or digested,
-    or another sender holds a live lease on it."""
+    or another sender holds a live lease on it (an earlier attempt of the same activity
+    does not count: it is over)."""
     async with autocommit(engine).connect() as conn:
         return (await conn.execute(sa.text(
             """
             UPDATE notifications
-            SET facts = jsonb_set(facts, '{lease_until}',
-                                  to_jsonb(now() + make_interval(secs => :lease)))
+            SET facts = facts || jsonb_build_object(
+                'lease_until', now() + make_interval(secs => :lease),
+                'lease_holder', CAST(:holder AS text),
+                'lease_attempt', CAST(:attempt AS int))
             WHERE id = :id AND status IN ('pending', 'queued')
-              AND coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
+              AND (coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
+                   OR (CAST(:holder AS text) <> '' AND facts->>'lease_holder' = :holder
+                       AND (facts->>'lease_attempt')::int < CAST(:attempt AS int)))
             RETURNING *
-            """), {"id": notification_id, "lease": LEASE_SECONDS})).one_or_none()
+            """), {"id": notification_id, "lease": LEASE_SECONDS, "holder": holder.name,
+                   "attempt": holder.attempt})).one_or_none()
 
 
 async def get(engine: AsyncEngine, notification_id: int) -> Any | None:
@@ -198,22 +235,14 @@ async def finish(
                 attempt_log = attempt_log || CAST(:log AS jsonb),
                 sent_at = CASE WHEN :status = 'sent' THEN now() END,
                 failed_at = CASE WHEN :status = 'failed' THEN now() END,
-                facts = facts - 'lease_until'
+                facts = facts - CAST(:lease_keys AS text[])
             WHERE id = :id
             """), {
                 "id": notification_id, "status": status, "reason": reason,
                 "channel": channel, "recipient": recipient, "subject": subject,
                 "text": body_text, "html": body_html, "provider_id": provider_id,
-                "log": json.dumps(attempt_log, default=str),
+                "log": json.dumps(attempt_log, default=str), "lease_keys": LEASE_KEYS,
             })
-
-
-async def release(engine: AsyncEngine, notification_id: int) -> None:
-    """Give the lease back without sending (the send will be tried again)."""
-    async with autocommit(engine).connect() as conn:
-        await conn.execute(sa.text(
-            "UPDATE notifications SET facts = facts - 'lease_until' WHERE id = :id"),
-            {"id": notification_id})
 
 
 NOTIFICATION_COLUMNS = (

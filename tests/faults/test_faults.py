@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from backorders.settings import Settings
@@ -143,11 +144,23 @@ async def everything_shipped_once(stack: Stack) -> None:
     # and the workflow still has its dispatch message to send, so wait for it to close.
     async def closed(workflow_id: str) -> None:
         handle = stack.client.get_workflow_handle(workflow_id)
-        async with asyncio.timeout(60):
-            await handle.result()
+        try:
+            async with asyncio.timeout(60):
+                await handle.result()
+        except TimeoutError:
+            pytest.fail(f"{workflow_id} still open: {await stuck_on(handle)}")
         assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED, workflow_id
 
     await asyncio.gather(*(closed(w) for w in workflow_ids))
+
+
+async def stuck_on(handle) -> str:
+    """What an open workflow waits on, so a failure here says why, not only that."""
+    description = await handle.describe()
+    pending = [f"{a.activity_type.name} attempt {a.attempt} "
+               f"({PendingActivityState.Name(a.state)}): {a.last_failure.message or 'no failure'}"
+               for a in description.raw_description.pending_activities]
+    return "; ".join(pending) or f"no pending activity, status {description.status}"
 
 
 async def test_killing_the_worker_mid_dispatch_loses_nothing_and_ships_nothing_twice(stack):
