@@ -122,8 +122,11 @@ class CpuMeter:
 
     @staticmethod
     def _cpu(proc: psutil.Process) -> float:
+        """The process, its live children, and the children it has reaped (PostgreSQL
+        backends come and go with connections; without these a closed backend's time
+        would vanish from the total, which could even go down)."""
         t = proc.cpu_times()
-        total = t.user + t.system
+        total = t.user + t.system + t.children_user + t.children_system
         for child in proc.children(recursive=True):
             try:
                 c = child.cpu_times()
