@@ -391,7 +391,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    infra = Infra(namespaces=NAMESPACES)
+    infra = Infra(namespaces=NAMESPACES, keep=args.keep)
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -444,6 +444,9 @@ def parse() -> argparse.Namespace:
                              "(none by default: the allocation scenario gives 0 and 10,000); "
                              "`make bench-scale` runs 10000,50000, about 15 minutes")
     parser.add_argument("--only", help="comma-separated scenarios to run")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the run's PostgreSQL and Temporal data and process logs "
+                             "(removed at the end by default)")
     return parser.parse_args()
 
 

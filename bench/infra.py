@@ -5,6 +5,7 @@ processes whose memory we can read."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,21 +26,29 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclass
 class Infra:
     namespaces: list[str]
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+    workdir: Path | None = None
+    """Data and logs; by default a temporary directory, removed again at shutdown (each
+    run leaves a few hundred MB of PostgreSQL and Temporal data otherwise)."""
+    keep: bool = False
+    """Keep the default temporary directory, to read the processes' logs afterwards."""
     postgres: EmbeddedPostgres | None = None
     temporal: TemporalDevServer | None = None
     database_url: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._owns_workdir = self.workdir is None
+        self.dir = self.workdir or Path(tempfile.mkdtemp(prefix="bench-"))
+
     def start(self) -> None:
-        self.postgres = EmbeddedPostgres(self.workdir / "pg", port=free_port())
+        self.postgres = EmbeddedPostgres(self.dir / "pg", port=free_port())
         self.postgres.start()
         self.postgres.ensure_database("bench")
         self.database_url = self.postgres.url_for("bench")
         migrate.upgrade(self.database_url)
         self.temporal = TemporalDevServer(
-            port=free_port(), ui_port=None, db_file=self.workdir / "temporal.db",
-            log_file=self.workdir / "temporal.log", namespaces=self.namespaces,
+            port=free_port(), ui_port=None, db_file=self.dir / "temporal.db",
+            log_file=self.dir / "temporal.log", namespaces=self.namespaces,
         )
         self.temporal.start()
 
@@ -61,7 +70,7 @@ class Infra:
         return env
 
     def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"proc-{len(self.processes)}.log", "wb")
+        log = open(self.dir / f"proc-{len(self.processes)}.log", "wb")
         proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         self.processes.append(proc)
@@ -106,6 +115,10 @@ class Infra:
             self.temporal.stop()
         if self.postgres is not None:
             self.postgres.stop(mode="immediate")
+        if self._owns_workdir and not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self._owns_workdir:
+            print(f"data and logs kept in {self.dir}")
 
 
 def rss(pid: int) -> int:
