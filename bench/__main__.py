@@ -4,7 +4,8 @@ Scenarios, each in its own Temporal namespace with its own worker process so ear
 work cannot slow later figures down:
 
 1. ceiling    bare workflows shaped like a line's life (signal, 4 dispatch activities and
-              3 message activities), no database
+              3 message activities), no database; then the same carrying a line's search
+              attributes and status changes, to show what visibility costs the server
 2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
               worker and server memory with none and 10,000 waiting
@@ -39,11 +40,11 @@ from backorders.schemas import ProductIn, ReceiptIn
 from backorders.services import inventory, outbox, receipts
 from backorders.settings import Settings
 from backorders.temporal import connect as temporal_connect
-from bench.ceiling import BareLine
+from bench.ceiling import LINE_LIKE_SEARCH_ATTRIBUTES, BareLine
 from bench.infra import CpuMeter, Infra, rss
 
 RESULTS = Path(__file__).parent / "results"
-NAMESPACES = ["bench-ceiling", "bench-lifecycle", "bench-allocation", "bench-intake",
+NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-lifecycle", "bench-allocation", "bench-intake",
               "bench-scale"]
 
 
@@ -155,13 +156,17 @@ async def connect(infra: Infra, namespace: str) -> Client:
 # --- 1. ceiling -------------------------------------------------------------------------
 
 
-async def bench_ceiling(infra: Infra, n: int) -> dict[str, Any]:
-    namespace = "bench-ceiling"
+async def bench_ceiling(infra: Infra, n: int, *, visible: bool = False) -> dict[str, Any]:
+    """`visible`: with the line's search attributes and status changes (its own namespace,
+    so the bare ceiling's closed workflows do not count towards it)."""
+    namespace = "bench-ceiling-visible" if visible else "bench-ceiling"
     proc = infra.ceiling_worker(namespace)
     client = await connect(infra, namespace)
     ids = [f"bare-{i}" for i in range(n)]
+    attributes = LINE_LIKE_SEARCH_ATTRIBUTES if visible else None
     await bounded((lambda i=i: client.start_workflow(
-        BareLine.run, id=i, task_queue=f"{namespace}-queue") for i in ids), 64)
+        BareLine.run, visible, id=i, task_queue=f"{namespace}-queue",
+        search_attributes=attributes) for i in ids), 64)
     settle(proc.pid, infra)
     meter = CpuMeter(worker=proc.pid, server=infra.temporal.pid)  # type: ignore[union-attr, arg-type]
     meter.start()
@@ -347,11 +352,19 @@ def table(results: dict[str, Any]) -> str:
     if c:
         rows.append(("ceiling: bare line-shaped workflows/s", f"{c['per_second']:.1f}",
                      f"{c['workflows']} workflows in {c['seconds']:.1f} s; {cpu_text(c)}"))
+    cv = results.get("ceiling_visible")
+    if cv:
+        rows.append(("ceiling with a line's search attributes, wf/s", f"{cv['per_second']:.1f}",
+                     f"{cv['workflows']} workflows in {cv['seconds']:.1f} s; {cpu_text(cv)}"))
     if lc:
         ratio = lc["per_second"] / c["per_second"] if c else float("nan")
         rows.append(("lifecycle: lines dispatched/s", f"{lc['per_second']:.1f}",
                      f"{lc['lines']} lines in {lc['seconds']:.1f} s; {cpu_text(lc)}"))
         rows.append(("lifecycle / ceiling", f"{ratio:.2f}", "goal >= 0.60"))
+        if cv:
+            rows.append(("lifecycle / ceiling with search attributes",
+                         f"{lc['per_second'] / cv['per_second']:.2f}",
+                         "what the database and the line's own logic cost"))
         rows.append(("line workflow starts/s (relay)", f"{lc['workflow_starts_per_second']:.0f}",
                      ""))
         rows.append(("receipt to 'allocated' message p50 / p95 / max",
@@ -410,6 +423,8 @@ async def main(args: argparse.Namespace) -> None:
 
         if on("ceiling"):
             results["ceiling"] = await bench_ceiling(infra, args.lines)
+            results["ceiling_visible"] = await bench_ceiling(infra, max(args.lines // 2, 1),
+                                                             visible=True)
         if on("lifecycle"):
             results["lifecycle"] = await bench_lifecycle(infra, engine, args.lines)
         if on("allocation"):

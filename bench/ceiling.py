@@ -1,7 +1,12 @@
 """The ceiling: a bare workflow shaped like one line's life with no database, on the same
 server and the same worker settings: a "backordered" message, then the hand-off signal,
 then the "allocated" message beside pick, pack, label and ship, then the "dispatched"
-message, each an activity. Run as a process: `python -m bench.ceiling`."""
+message, each an activity. Run as a process: `python -m bench.ceiling`.
+
+With `visible`, it also carries what a line shows ops in the Temporal UI: started with
+the line's five search attributes, it moves BackorderStatus to allocated and dispatched
+where the line does. Every change rewrites the workflow's visibility record, so this
+second ceiling measures what that costs the server (the bare one is the goal's)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ import signal
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
+
+from backorders import search_attributes as keys
 
 STEPS = ("pick", "pack", "label", "ship")
 
@@ -26,15 +34,19 @@ class BareLine:
         self._allocated = False
 
     @workflow.run
-    async def run(self) -> int:
+    async def run(self, visible: bool = False) -> int:
         await self._step("backordered message")
         await workflow.wait_condition(lambda: self._allocated)
+        if visible:
+            workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set("allocated")])
 
         async def dispatch() -> None:
             for step in STEPS:
                 await self._step(step)
 
         await asyncio.gather(self._step("allocated message"), dispatch())
+        if visible:
+            workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set("dispatched")])
         await self._step("dispatched message")
         return len(STEPS) + 3
 
@@ -45,6 +57,16 @@ class BareLine:
     @workflow.signal
     def allocated(self) -> None:
         self._allocated = True
+
+
+LINE_LIKE_SEARCH_ATTRIBUTES = TypedSearchAttributes([
+    SearchAttributePair(keys.SKU, "BENCH-SKU"),
+    SearchAttributePair(keys.ORDER_NUMBER, "BENCH-1"),
+    SearchAttributePair(keys.CUSTOMER_ID, "bench"),
+    SearchAttributePair(keys.CUSTOMER_TIER, "standard"),
+    SearchAttributePair(keys.BACKORDER_STATUS, "backordered"),
+])
+"""What a line workflow starts with (see `outbox.initial_search_attributes`)."""
 
 
 async def _main() -> None:
