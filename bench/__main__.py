@@ -5,8 +5,8 @@ work cannot slow later figures down:
 
 1. ceiling    bare workflows shaped like a line's life (signal, 4 dispatch activities and
               3 message activities), no database, half before and half after the
-              lifecycle; and as many again as a half carrying a line's search attributes
-              and status changes, to show what visibility costs the server
+              lifecycle; then N/2 more carrying a line's search attributes and status
+              changes, to show what visibility costs the server
 2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
               worker and server memory with none and 10,000 waiting
