@@ -37,7 +37,6 @@ class Infra:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._owns_workdir = self.workdir is None
         self.dir = self.workdir or Path(tempfile.mkdtemp(prefix="bench-"))
 
     def start(self) -> None:
@@ -115,9 +114,9 @@ class Infra:
             self.temporal.stop()
         if self.postgres is not None:
             self.postgres.stop(mode="immediate")
-        if self._owns_workdir and not self.keep:
+        if self.workdir is None and not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
-        elif self._owns_workdir:
+        elif self.workdir is None:
             print(f"data and logs kept in {self.dir}")
 
 

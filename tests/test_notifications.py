@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from backorders.contracts import LineNotice
+from backorders.notify.channels import LogChannel
+from backorders.notify.message import Channel
 from backorders.notify.service import Notifier
 from tests.fakes.providers import ProviderServer
 from tests.support import eventually, make_product, order_body, place, receive, rows, scalar
@@ -117,6 +119,39 @@ async def test_a_retried_activity_never_sends_twice(notifying, provider_server, 
     assert await scalar(db, "SELECT count(*) FROM notifications WHERE event = 'backordered'") == 1
 
 
+class CrashingEmail:
+    """An email sender cut off mid-send: the attempt dies with its message leased."""
+
+    channel = Channel.EMAIL
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    async def send(self, message):
+        raise self._error
+
+
+def crashing_notifier(db, provider_settings, error: Exception) -> Notifier:
+    return Notifier(db, provider_settings,
+                    senders={Channel.EMAIL: CrashingEmail(error), Channel.LOG: LogChannel()})
+
+
+async def waiting_line_notice(api, sku: str, order_number: str, customer: str,
+                              ) -> tuple[dict[str, Any], LineNotice]:
+    """A backordered line whose first message went out, and a status update for it."""
+    await make_product(api, sku)
+    order = await place(api, order_number, [(sku, 1)], customer=customer)
+    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
+    line_id = order["lines"][0]["id"]
+    return order, LineNotice(line_id, "status_update", f"{line_id}:status_update:1",
+                             datetime.now(UTC), days_waiting=7)
+
+
+def status_updates_mailed(provider_server, address: str) -> int:
+    return len([m for m in mails_to(provider_server, address)
+                if m["custom_args"]["idempotency_key"].endswith(":status_update:1:email")])
+
+
 async def test_a_message_an_unfinished_attempt_left_leased_is_sent_when_the_lease_ends(
         notifying, provider_server, db, provider_settings):
     """A send that died part-way keeps its lease for a while; the retried activity must
@@ -125,24 +160,10 @@ async def test_a_message_an_unfinished_attempt_left_leased_is_sent_when_the_leas
     from temporalio.testing import ActivityEnvironment
 
     from activities.notify import NotifyActivities
-    from backorders.notify.channels import LogChannel
-    from backorders.notify.message import Channel
-
-    class Crashing:
-        channel = Channel.EMAIL
-
-        async def send(self, message):
-            raise RuntimeError("worker lost mid-send")
 
     api, running = notifying
-    await make_product(api, "NT-L")
-    order = await place(api, "N-L", [("NT-L", 1)], customer="lena")
-    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
-    line_id = order["lines"][0]["id"]
-    notice = LineNotice(line_id, "status_update", f"{line_id}:status_update:1",
-                        datetime.now(UTC), days_waiting=7)
-    crashing = Notifier(db, provider_settings,
-                        senders={Channel.EMAIL: Crashing(), Channel.LOG: LogChannel()})
+    order, notice = await waiting_line_notice(api, "NT-L", "N-L", "lena")
+    crashing = crashing_notifier(db, provider_settings, RuntimeError("worker lost mid-send"))
     with pytest.raises(RuntimeError):
         await crashing.notify_line(notice)
 
@@ -160,8 +181,7 @@ async def test_a_message_an_unfinished_attempt_left_leased_is_sent_when_the_leas
     outcome = await ActivityEnvironment().run(activities.notify_line, notice)
     assert outcome.status == "sent"
     assert len(await sent(api, "status_update", order_id=order["id"])) == 1
-    assert len([m for m in mails_to(provider_server, "lena@example.com")
-                if m["custom_args"]["idempotency_key"].endswith(":status_update:1:email")]) == 1
+    assert status_updates_mailed(provider_server, "lena@example.com") == 1
 
 
 async def test_the_next_attempt_of_the_same_activity_takes_over_its_lease_at_once(
@@ -175,14 +195,6 @@ async def test_the_next_attempt_of_the_same_activity_takes_over_its_lease_at_onc
     from temporalio.testing import ActivityEnvironment
 
     from activities.notify import NotifyActivities
-    from backorders.notify.channels import LogChannel
-    from backorders.notify.message import Channel
-
-    class Crashing:
-        channel = Channel.EMAIL
-
-        async def send(self, message):
-            raise ConnectionError("database went away mid-send")
 
     def attempt(n: int, activity_id: str = "7") -> ActivityEnvironment:
         env = ActivityEnvironment()
@@ -191,15 +203,9 @@ async def test_the_next_attempt_of_the_same_activity_takes_over_its_lease_at_onc
         return env
 
     api, running = notifying
-    await make_product(api, "NT-T")
-    order = await place(api, "N-T", [("NT-T", 1)], customer="tove")
-    await eventually(lambda: sent(api, "backordered", order_id=order["id"]), what="sent")
-    line_id = order["lines"][0]["id"]
-    notice = LineNotice(line_id, "status_update", f"{line_id}:status_update:1",
-                        datetime.now(UTC), days_waiting=7)
+    order, notice = await waiting_line_notice(api, "NT-T", "N-T", "tove")
     crashing = NotifyActivities(
-        Notifier(db, provider_settings,
-                 senders={Channel.EMAIL: Crashing(), Channel.LOG: LogChannel()}),
+        crashing_notifier(db, provider_settings, ConnectionError("database went away")),
         running.client, provider_settings.task_queue)
     with pytest.raises(ConnectionError):
         await attempt(1).run(crashing.notify_line, notice)
@@ -212,11 +218,10 @@ async def test_the_next_attempt_of_the_same_activity_takes_over_its_lease_at_onc
     outcome = await attempt(2).run(activities.notify_line, notice)
     assert outcome.status == "sent"
     assert len(await sent(api, "status_update", order_id=order["id"])) == 1
-    assert len([m for m in mails_to(provider_server, "tove@example.com")
-                if m["custom_args"]["idempotency_key"].endswith(":status_update:1:email")]) == 1
+    assert status_updates_mailed(provider_server, "tove@example.com") == 1
     assert await scalar(db, "SELECT facts ? 'lease_holder' FROM notifications "
                             "WHERE event = 'status_update' AND line_id = :l",
-                        l=line_id) is False
+                        l=notice.line_id) is False
 
 
 async def test_provider_429_and_500_are_retried_and_the_message_goes_once(

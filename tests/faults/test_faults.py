@@ -11,13 +11,14 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from backorders.settings import Settings
 from backorders.temporal import connect
@@ -154,7 +155,7 @@ async def everything_shipped_once(stack: Stack) -> None:
     await asyncio.gather(*(closed(w) for w in workflow_ids))
 
 
-async def stuck_on(handle) -> str:
+async def stuck_on(handle: WorkflowHandle[Any, Any]) -> str:
     """What an open workflow waits on, so a failure here says why, not only that."""
     description = await handle.describe()
     pending = [f"{a.activity_type.name} attempt {a.attempt} "
