@@ -18,7 +18,7 @@ from activities.dispatch import DispatchActivities
 from activities.notify import NotifyActivities
 from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
 from backorders import logs
-from backorders.db import create_engine
+from backorders.db import create_engine, dispose
 from backorders.notify.service import Notifier, relay_staff_alerts
 from backorders.services.outbox import OutboxDeliverer, OutboxRelay
 from backorders.settings import Settings, get_settings
@@ -68,7 +68,7 @@ def build_worker(
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
-        stack.push_async_callback(engine.dispose)
+        stack.push_async_callback(dispose, engine)
         client = await connect(settings, attempts=60)
         await ensure_search_attributes(client, settings.temporal_namespace)
         notifier = Notifier(engine, settings)

@@ -11,13 +11,13 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from backorders.db import autocommit
+from backorders.db import direct_one
 
 
 @dataclass(frozen=True)
@@ -71,40 +71,35 @@ class SimulatedWarehouse:
     tests can see exactly how many times each parcel was handed over."""
 
     def __init__(self, engine: AsyncEngine, delays: StepDelays) -> None:
-        self._engine = autocommit(engine)
+        self._engine = engine
         self._delays = delays
 
-    async def _stamp(self, task: WarehouseTask, column: str, **values: str) -> sa.Row:
+    async def _stamp(self, task: WarehouseTask, column: str, **values: str) -> Any:
         """Set `column` (and `values`) the first time only, and return the task's state."""
         assignments = "".join(
             f", {name} = coalesce(t.{name}, EXCLUDED.{name})" for name in values
         )
-        async with self._engine.connect() as conn:
-            return (
-                await conn.execute(
-                    sa.text(
-                        f"""
-                        INSERT INTO sim_warehouse_tasks AS t
-                            (allocation_id, {column}{"".join(", " + n for n in values)})
-                        VALUES (:id, now(){"".join(", :" + n for n in values)})
-                        ON CONFLICT (allocation_id) DO UPDATE
-                        SET {column} = coalesce(t.{column}, now()){assignments}
-                        RETURNING *
-                        """
-                    ),
-                    {"id": task.allocation_id, **values},
-                )
-            ).one()
+        return await direct_one(
+            self._engine,
+            sa.text(
+                f"""
+                INSERT INTO sim_warehouse_tasks AS t
+                    (allocation_id, {column}{"".join(", " + n for n in values)})
+                VALUES (:id, now(){"".join(", :" + n for n in values)})
+                ON CONFLICT (allocation_id) DO UPDATE
+                SET {column} = coalesce(t.{column}, now()){assignments}
+                RETURNING *
+                """
+            ),
+            {"id": task.allocation_id, **values},
+        )
 
     async def _done(self, task: WarehouseTask, column: str) -> bool:
-        async with self._engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    sa.text(f"SELECT {column} FROM sim_warehouse_tasks WHERE allocation_id = :id"),
-                    {"id": task.allocation_id},
-                )
-            ).scalar_one_or_none()
-        return value is not None
+        row = await direct_one(
+            self._engine,
+            sa.text(f"SELECT {column} FROM sim_warehouse_tasks WHERE allocation_id = :id"),
+            {"id": task.allocation_id})
+        return row is not None and row[0] is not None
 
     async def _step(self, task: WarehouseTask, column: str, seconds: float) -> None:
         if seconds > 0 and not await self._done(task, column):
@@ -127,25 +122,23 @@ class SimulatedWarehouse:
 
     async def hand_over(self, task: WarehouseTask) -> str:
         tracking = "SIM" + hashlib.sha1(b"track" + task.allocation_id.bytes).hexdigest()[:14].upper()
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.text(
-                        """
-                        INSERT INTO sim_warehouse_tasks AS t
-                            (allocation_id, handed_over_at, tracking_number, handovers)
-                        VALUES (:id, now(), :tracking, 1)
-                        ON CONFLICT (allocation_id) DO UPDATE
-                        SET handed_over_at = coalesce(t.handed_over_at, now()),
-                            tracking_number = coalesce(t.tracking_number, EXCLUDED.tracking_number),
-                            handovers = t.handovers
-                                        + CASE WHEN t.handed_over_at IS NULL THEN 1 ELSE 0 END
-                        RETURNING tracking_number
-                        """
-                    ),
-                    {"id": task.allocation_id, "tracking": tracking},
-                )
-            ).one()
+        row = await direct_one(
+            self._engine,
+            sa.text(
+                """
+                INSERT INTO sim_warehouse_tasks AS t
+                    (allocation_id, handed_over_at, tracking_number, handovers)
+                VALUES (:id, now(), :tracking, 1)
+                ON CONFLICT (allocation_id) DO UPDATE
+                SET handed_over_at = coalesce(t.handed_over_at, now()),
+                    tracking_number = coalesce(t.tracking_number, EXCLUDED.tracking_number),
+                    handovers = t.handovers
+                                + CASE WHEN t.handed_over_at IS NULL THEN 1 ELSE 0 END
+                RETURNING tracking_number
+                """
+            ),
+            {"id": task.allocation_id, "tracking": tracking},
+        )
         return row.tracking_number
 
     async def release(self, task: WarehouseTask) -> None:

@@ -24,7 +24,7 @@ from api.routes import (
     supply,
 )
 from backorders import logs
-from backorders.db import create_engine
+from backorders.db import create_engine, dispose
 from backorders.services.outbox import OutboxDeliverer
 from backorders.settings import Settings, get_settings
 
@@ -48,7 +48,7 @@ def create_app(
                                       OutboxDeliverer(db, temporal, settings))
         yield
         if own_engine:
-            await db.dispose()
+            await dispose(db)
 
     app = FastAPI(
         title="Backorders",

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from backorders.db import create_engine
+from backorders.db import create_engine, dispose
 from backorders.schemas import ProductIn, ReceiptIn
 from backorders.services import inventory, outbox, receipts
 from backorders.settings import Settings
@@ -455,7 +455,7 @@ async def main(args: argparse.Namespace) -> None:
                                                    args.concurrency)
         if on("scale") and args.scale:
             results["scale"] = await bench_scale(infra, engine, args.scale)
-        await engine.dispose()
+        await dispose(engine)
     finally:
         infra.shutdown()
     results["total_seconds"] = time.perf_counter() - began

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from backorders import migrate
-from backorders.db import create_engine
+from backorders.db import create_engine, dispose
 from backorders.embedded.ports import free_port
 from backorders.embedded.postgres import EmbeddedPostgres
 from backorders.models import Base
@@ -90,7 +90,7 @@ def settings(base_settings: Settings, request: pytest.FixtureRequest) -> Setting
 async def engine(base_settings: Settings) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(base_settings)
     yield eng
-    await eng.dispose()
+    await dispose(eng)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import tests.conftest as conftest
 from api.app import create_app
-from backorders.db import create_engine
+from backorders.db import create_engine, dispose
 from backorders.models import Base
 from backorders.settings import Settings
 from backorders.temporal import ensure_search_attributes
@@ -148,7 +148,7 @@ async def serve(settings: Settings) -> AsyncIterator[Served]:
         finally:
             await env.shutdown()
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def seed(api: httpx.AsyncClient, engine: Any) -> Known:

@@ -36,7 +36,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backorders.db import create_engine
+from backorders.db import create_engine, dispose
 from backorders.domain.customers import TIER_RANK, AllocationPolicy, Tier
 from backorders.domain.lifecycle import IN_PROGRESS, line_status
 from backorders.models import Base
@@ -611,4 +611,4 @@ def test_any_interleaving_of_orders_receipts_counts_and_cancels_keeps_the_ledger
                 "runner": runner, "engine": engine, "settings": app_settings})
             run_state_machine_as_test(machine, settings=run_settings)
         finally:
-            runner.run(engine.dispose())
+            runner.run(dispose(engine))

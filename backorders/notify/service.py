@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backorders import queue
 from backorders.contracts import LineNotice, NotifyOutcome
-from backorders.db import autocommit
+from backorders.db import Direct, autocommit, direct_once, direct_transaction, query
 from backorders.notify import store
 from backorders.notify.channels import (
     LogChannel,
@@ -98,6 +98,23 @@ def _from_json(cls: type, data: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+_LINE = sa.text(
+    """
+    SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
+           l.shipped_quantity, l.status, l.promised_date, l.expected_date,
+           l.tier_rank, l.order_value, l.placed_at, l.seq,
+           o.order_number,
+           p.name AS product_name, p.allocation_policy,
+           (SELECT a.tracking_number FROM allocations a
+            WHERE a.line_id = l.id AND a.tracking_number IS NOT NULL
+            ORDER BY a.dispatched_at DESC LIMIT 1) AS tracking_number
+    FROM order_lines l JOIN orders o ON o.id = l.order_id
+    JOIN products p ON p.sku = l.sku
+    WHERE l.id = :id
+    """
+)
+
+
 class Notifier:
     def __init__(self, engine: AsyncEngine, settings: Settings,
                  senders: dict[Channel, Sender] | None = None, sleep: Any = None) -> None:
@@ -121,34 +138,21 @@ class Notifier:
 
     # --- line events ---------------------------------------------------------------------
 
-    async def line_facts(self, line_id: uuid.UUID, notice: LineNotice) -> tuple[LineFacts, Any]:
-        async with autocommit(self._engine).connect() as conn:
-            line = (await conn.execute(sa.text(
-                """
-                SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
-                       l.shipped_quantity, l.status, l.promised_date, l.expected_date,
-                       l.tier_rank, l.order_value, l.placed_at, l.seq,
-                       o.order_number,
-                       p.name AS product_name, p.allocation_policy,
-                       (SELECT a.tracking_number FROM allocations a
-                        WHERE a.line_id = l.id AND a.tracking_number IS NOT NULL
-                        ORDER BY a.dispatched_at DESC LIMIT 1) AS tracking_number
-                FROM order_lines l JOIN orders o ON o.id = l.order_id
-                JOIN products p ON p.sku = l.sku
-                WHERE l.id = :id
-                """), {"id": line_id})).one()
-            position = units_ahead = None
-            if line.waiting_quantity > 0:
-                # The line's own keys as values, so the SKU's queue index serves the scan
-                # (a self-join let the planner hash the whole table).
-                ahead = (await conn.execute(sa.text(
-                    f"""
-                    SELECT count(*) AS lines, coalesce(sum(q.waiting_quantity), 0) AS units
-                    FROM order_lines q
-                    WHERE q.sku = :sku AND q.waiting_quantity > 0
-                      AND {queue.ahead_of_values(line.allocation_policy)}
-                    """), {"sku": line.sku, **queue.key_values(line)})).one()
-                position, units_ahead = ahead.lines + 1, int(ahead.units)
+    async def line_facts(self, conn: Direct, line_id: uuid.UUID,
+                         notice: LineNotice) -> tuple[LineFacts, Any]:
+        line = (await query(conn, _LINE, {"id": line_id}))[0]
+        position = units_ahead = None
+        if line.waiting_quantity > 0:
+            # The line's own keys as values, so the SKU's queue index serves the scan
+            # (a self-join let the planner hash the whole table).
+            ahead = (await query(conn, sa.text(
+                f"""
+                SELECT count(*) AS lines, coalesce(sum(q.waiting_quantity), 0) AS units
+                FROM order_lines q
+                WHERE q.sku = :sku AND q.waiting_quantity > 0
+                  AND {queue.ahead_of_values(line.allocation_policy)}
+                """), {"sku": line.sku, **queue.key_values(line)}))[0]
+            position, units_ahead = ahead.lines + 1, int(ahead.units)
         facts = LineFacts(
             order_number=line.order_number, sku=line.sku, product_name=line.product_name,
             quantity=line.quantity, backordered_quantity=line.waiting_quantity,
@@ -169,12 +173,17 @@ class Notifier:
         event = Event(notice.event)
         line_id = uuid.UUID(notice.line_id)
         # A repeat (an activity retried) finds its rows by key when it records them.
-        facts, line = await self.line_facts(line_id, notice)
+        async def read(conn: Direct) -> tuple[LineFacts, Any, Any]:
+            facts, line = await self.line_facts(conn, line_id, notice)
+            recipient = (await store.load_recipient(conn, line.customer_id)
+                         if event in CUSTOMER_EVENTS else None)
+            return facts, line, recipient
+
+        facts, line, recipient = await direct_once(self._engine, read)
         now = datetime.now(tz=notice.occurred_at.tzinfo)
         prefs = None
-        if event in CUSTOMER_EVENTS:
-            async with autocommit(self._engine).connect() as conn:
-                prefs, contact = await store.load_recipient(conn, line.customer_id)
+        if recipient is not None:
+            prefs, contact = recipient
             route = route_customer(
                 event, prefs, contact, now,
                 excluded_segments=set(self._settings.notify_excluded_segments),
@@ -183,17 +192,19 @@ class Notifier:
         else:
             routes = [(f"{notice.key}:{i}", "staff", r) for i, r in
                       enumerate(route_staff(event, self._teams(), self.configured))]
-        recorded: list[store.Recorded] = []
+
+        async def record(conn: Direct) -> list[store.Recorded]:
+            return [await store.record(
+                conn, key=key, event=event.value, audience=audience, route=route,
+                facts={"customer": {"id": line.customer_id, "name": None},
+                       "line": _to_json(facts)},
+                event_at=notice.occurred_at, customer_id=line.customer_id,
+                order_id=line.order_id, line_id=line_id, sku=line.sku, claim=holder)
+                for key, audience, route in routes]
+
         # One message needs no transaction around its single insert.
-        begin = self._engine.begin() if len(routes) > 1 else autocommit(self._engine).connect()
-        async with begin as conn:
-            for key, audience, route in routes:
-                recorded.append(await store.record(
-                    conn, key=key, event=event.value, audience=audience, route=route,
-                    facts={"customer": {"id": line.customer_id, "name": None},
-                           "line": _to_json(facts)},
-                    event_at=notice.occurred_at, customer_id=line.customer_id,
-                    order_id=line.order_id, line_id=line_id, sku=line.sku, claim=holder))
+        recorded = await (direct_transaction if len(routes) > 1 else direct_once)(
+            self._engine, record)
         statuses = []
         for r in recorded:
             # Preferences were read a moment ago, in this same attempt. A pending row
@@ -250,8 +261,9 @@ class Notifier:
             return current.status if current is not None else "missing"
         if row.audience == "customer":
             if prefs is None:
-                async with autocommit(self._engine).connect() as conn:
-                    prefs, _ = await store.load_recipient(conn, row.customer_id)
+                customer_id = row.customer_id
+                prefs, _ = await direct_once(
+                    self._engine, lambda conn: store.load_recipient(conn, customer_id))
             attempts = [a for a in store.attempts_of(row) if a.channel not in prefs.opted_out]
             if not attempts:
                 await store.finish(self._engine, notification_id, status="suppressed",

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backorders.db import autocommit
+from backorders.db import Direct, autocommit, direct_one, query
 from backorders.notify.message import Channel
 from backorders.notify.routing import Attempt, Contact, Preferences, Route
 from backorders.schemas import PreferencesIn, PreferencesOut, QuietHours
@@ -43,14 +43,20 @@ NOBODY = Holder()
 # --- preferences -----------------------------------------------------------------------
 
 
-async def load_recipient(conn: AsyncConnection, customer_id: str) -> tuple[Preferences, Contact]:
-    row = (await conn.execute(sa.text(
-        """
-        SELECT c.email, c.phone, p.channels, p.digest, p.timezone, p.quiet_start, p.quiet_end,
-               p.opted_out, p.segments, p.push_token, p.app_active_until
-        FROM customers c LEFT JOIN customer_preferences p ON p.customer_id = c.id
-        WHERE c.id = :id
-        """), {"id": customer_id})).one_or_none()
+_RECIPIENT = sa.text(
+    """
+    SELECT c.email, c.phone, p.channels, p.digest, p.timezone, p.quiet_start, p.quiet_end,
+           p.opted_out, p.segments, p.push_token, p.app_active_until
+    FROM customers c LEFT JOIN customer_preferences p ON p.customer_id = c.id
+    WHERE c.id = :id
+    """
+)
+
+
+async def load_recipient(conn: AsyncConnection | Direct,
+                         customer_id: str) -> tuple[Preferences, Contact]:
+    rows = await query(conn, _RECIPIENT, {"id": customer_id})
+    row = rows[0] if rows else None
     if row is None:
         return Preferences(), Contact()
     contact = Contact(email=row.email, phone=row.phone, push_token=row.push_token)
@@ -130,8 +136,28 @@ def attempts_of(row: Any) -> list[Attempt]:
             for a in row.facts.get("attempts", [])]
 
 
+_RECORD = sa.text(
+    """
+    INSERT INTO notifications (idempotency_key, event, audience, customer_id, order_id,
+        line_id, sku, status, reason, channels, facts, event_at, send_after)
+    VALUES (:key, :event, :audience, :customer_id, :order_id, :line_id, :sku, :status,
+            :reason, :channels,
+            CAST(:facts AS jsonb) || CASE WHEN :claim AND :status = 'pending'
+                THEN jsonb_build_object(
+                    'lease_until', now() + make_interval(secs => :lease),
+                    'lease_holder', CAST(:holder AS text),
+                    'lease_attempt', CAST(:attempt AS int))
+                ELSE '{}'::jsonb END,
+            :event_at, :send_after)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING *
+    """
+)
+_RECORDED = sa.text("SELECT id, status, send_after FROM notifications WHERE idempotency_key = :key")
+
+
 async def record(
-    conn: AsyncConnection,
+    conn: AsyncConnection | Direct,
     *,
     key: str,
     event: str,
@@ -149,22 +175,7 @@ async def record(
     `claim`: a new message to send now is inserted with this holder's lease already on
     it, as `claim` would put it (saves a round trip per message)."""
     facts = {**facts, "attempts": _attempts_json(route), "digest": route.digest}
-    row = (await conn.execute(sa.text(
-        """
-        INSERT INTO notifications (idempotency_key, event, audience, customer_id, order_id,
-            line_id, sku, status, reason, channels, facts, event_at, send_after)
-        VALUES (:key, :event, :audience, :customer_id, :order_id, :line_id, :sku, :status,
-                :reason, :channels,
-                CAST(:facts AS jsonb) || CASE WHEN :claim AND :status = 'pending'
-                    THEN jsonb_build_object(
-                        'lease_until', now() + make_interval(secs => :lease),
-                        'lease_holder', CAST(:holder AS text),
-                        'lease_attempt', CAST(:attempt AS int))
-                    ELSE '{}'::jsonb END,
-                :event_at, :send_after)
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING *
-        """), {
+    inserted = await query(conn, _RECORD, {
             "key": key, "event": event, "audience": audience, "customer_id": customer_id,
             "order_id": order_id, "line_id": line_id, "sku": sku, "status": route.status,
             "reason": route.reason, "channels": [a.channel.value for a in route.attempts],
@@ -172,14 +183,29 @@ async def record(
             "send_after": route.send_after, "claim": claim is not None,
             "lease": LEASE_SECONDS, "holder": (claim or NOBODY).name,
             "attempt": (claim or NOBODY).attempt,
-        })).one_or_none()
-    if row is not None:
+        })
+    if inserted:
+        row = inserted[0]
         claimed = row if claim is not None and row.status == "pending" else None
         return Recorded(row.id, row.status, row.send_after, created=True, claimed=claimed)
-    row = (await conn.execute(sa.text(
-        "SELECT id, status, send_after FROM notifications WHERE idempotency_key = :key"),
-        {"key": key})).one()
+    row = (await query(conn, _RECORDED, {"key": key}))[0]
     return Recorded(row.id, row.status, row.send_after, created=False)
+
+
+_CLAIM = sa.text(
+    """
+    UPDATE notifications
+    SET facts = facts || jsonb_build_object(
+        'lease_until', now() + make_interval(secs => :lease),
+        'lease_holder', CAST(:holder AS text),
+        'lease_attempt', CAST(:attempt AS int))
+    WHERE id = :id AND status IN ('pending', 'queued')
+      AND (coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
+           OR (CAST(:holder AS text) <> '' AND facts->>'lease_holder' = :holder
+               AND (facts->>'lease_attempt')::int < CAST(:attempt AS int)))
+    RETURNING *
+    """
+)
 
 
 async def claim(engine: AsyncEngine, notification_id: int,
@@ -187,27 +213,32 @@ async def claim(engine: AsyncEngine, notification_id: int,
     """Take the message for sending unless it was sent, suppressed, failed or digested,
     or another sender holds a live lease on it (an earlier attempt of the same activity
     does not count: it is over)."""
-    async with autocommit(engine).connect() as conn:
-        return (await conn.execute(sa.text(
-            """
-            UPDATE notifications
-            SET facts = facts || jsonb_build_object(
-                'lease_until', now() + make_interval(secs => :lease),
-                'lease_holder', CAST(:holder AS text),
-                'lease_attempt', CAST(:attempt AS int))
-            WHERE id = :id AND status IN ('pending', 'queued')
-              AND (coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
-                   OR (CAST(:holder AS text) <> '' AND facts->>'lease_holder' = :holder
-                       AND (facts->>'lease_attempt')::int < CAST(:attempt AS int)))
-            RETURNING *
-            """), {"id": notification_id, "lease": LEASE_SECONDS, "holder": holder.name,
-                   "attempt": holder.attempt})).one_or_none()
+    return await direct_one(engine, _CLAIM, {"id": notification_id, "lease": LEASE_SECONDS,
+                                             "holder": holder.name, "attempt": holder.attempt})
+
+
+_GET = sa.text("SELECT * FROM notifications WHERE id = :id")
 
 
 async def get(engine: AsyncEngine, notification_id: int) -> Any | None:
-    async with autocommit(engine).connect() as conn:
-        return (await conn.execute(sa.text("SELECT * FROM notifications WHERE id = :id"),
-                                   {"id": notification_id})).one_or_none()
+    return await direct_one(engine, _GET, {"id": notification_id})
+
+
+_FINISH = sa.text(
+    """
+    UPDATE notifications
+    SET status = :status, reason = coalesce(:reason, reason),
+        channel = :channel, recipient = :recipient, subject = :subject,
+        body_text = :text, body_html = :html, provider_id = :provider_id,
+        attempts = attempts + jsonb_array_length(CAST(:log AS jsonb)),
+        attempt_log = attempt_log || CAST(:log AS jsonb),
+        sent_at = CASE WHEN :status = 'sent' THEN now() END,
+        failed_at = CASE WHEN :status = 'failed' THEN now() END,
+        facts = facts - CAST(:lease_keys AS text[])
+    WHERE id = :id
+    RETURNING id
+    """
+)
 
 
 async def finish(
@@ -224,25 +255,12 @@ async def finish(
     body_html: str | None = None,
     provider_id: str | None = None,
 ) -> None:
-    async with autocommit(engine).connect() as conn:
-        await conn.execute(sa.text(
-            """
-            UPDATE notifications
-            SET status = :status, reason = coalesce(:reason, reason),
-                channel = :channel, recipient = :recipient, subject = :subject,
-                body_text = :text, body_html = :html, provider_id = :provider_id,
-                attempts = attempts + jsonb_array_length(CAST(:log AS jsonb)),
-                attempt_log = attempt_log || CAST(:log AS jsonb),
-                sent_at = CASE WHEN :status = 'sent' THEN now() END,
-                failed_at = CASE WHEN :status = 'failed' THEN now() END,
-                facts = facts - CAST(:lease_keys AS text[])
-            WHERE id = :id
-            """), {
-                "id": notification_id, "status": status, "reason": reason,
-                "channel": channel, "recipient": recipient, "subject": subject,
-                "text": body_text, "html": body_html, "provider_id": provider_id,
-                "log": json.dumps(attempt_log, default=str), "lease_keys": LEASE_KEYS,
-            })
+    await direct_one(engine, _FINISH, {
+        "id": notification_id, "status": status, "reason": reason,
+        "channel": channel, "recipient": recipient, "subject": subject,
+        "text": body_text, "html": body_html, "provider_id": provider_id,
+        "log": json.dumps(attempt_log, default=str), "lease_keys": LEASE_KEYS,
+    })
 
 
 NOTIFICATION_COLUMNS = (

@@ -6,8 +6,9 @@ it. Shipping has a point of no return: `begin_dispatch` stamps the allocation be
 the carrier hand-over, and from then on a cancellation leaves it alone, so a unit can
 never be both cancelled and shipped, nor shipped twice.
 
-These run for every unit shipped, so each transition is a few round trips: lock the
-line and its allocations, then one statement that writes everything."""
+These run for every unit shipped, so they go to the driver directly (`db.direct`) and
+a transition is two round trips: BEGIN with the lock on the line and its allocations,
+then one statement that writes everything, with COMMIT."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backorders.db import autocommit, transaction
+from backorders.db import Direct, direct_one, direct_transaction, execute, query
 from backorders.domain.lifecycle import TERMINAL, AllocationStatus, has_reached, line_status
 from backorders.services import stock
 
@@ -70,26 +71,24 @@ class _Line:
                            in_progress=[s for s in steps if s not in TERMINAL]).value
 
 
-async def _lock(conn: AsyncConnection, line_id: uuid.UUID, allocation_id: uuid.UUID,
+_LOCK = sa.text(
+    """
+    SELECT l.waiting_quantity, l.shipped_quantity, l.status AS line_status,
+           a.id, a.status, a.quantity, a.dispatch_started_at, a.tracking_number
+    FROM order_lines l JOIN allocations a ON a.line_id = l.id
+    WHERE l.id = :id
+    ORDER BY a.id
+    FOR UPDATE
+    """
+)
+
+
+async def _lock(conn: Direct, line_id: uuid.UUID, allocation_id: uuid.UUID,
                 ) -> tuple[_Line, _Allocation]:
     """Lock the line, then its allocations (the global order: stock, line, allocation),
     in one statement: rows are locked as they come out of the sort, the line with the
     first of them."""
-    rows = (
-        await conn.execute(
-            sa.text(
-                """
-                SELECT l.waiting_quantity, l.shipped_quantity, l.status AS line_status,
-                       a.id, a.status, a.quantity, a.dispatch_started_at, a.tracking_number
-                FROM order_lines l JOIN allocations a ON a.line_id = l.id
-                WHERE l.id = :id
-                ORDER BY a.id
-                FOR UPDATE
-                """
-            ),
-            {"id": line_id},
-        )
-    ).all()
+    rows = await query(conn, _LOCK, {"id": line_id})
     allocations = {r.id: _Allocation(r.id, S(r.status), r.quantity, r.dispatch_started_at,
                                      r.tracking_number) for r in rows}
     if allocation_id not in allocations:
@@ -114,14 +113,11 @@ _ADVANCE = sa.text(
 )
 
 
+_CURRENT = sa.text("SELECT status, tracking_number FROM allocations WHERE id = :id")
+
+
 async def current(engine: AsyncEngine, allocation_id: uuid.UUID) -> StepOutcome:
-    async with autocommit(engine).connect() as conn:
-        row = (
-            await conn.execute(
-                sa.text("SELECT status, tracking_number FROM allocations WHERE id = :id"),
-                {"id": allocation_id},
-            )
-        ).one_or_none()
+    row = await direct_one(engine, _CURRENT, {"id": allocation_id})
     if row is None:
         raise AllocationNotFound(f"no allocation {allocation_id}")
     return StepOutcome(S(row.status), row.tracking_number)
@@ -130,13 +126,13 @@ async def current(engine: AsyncEngine, allocation_id: uuid.UUID) -> StepOutcome:
 async def advance(
     engine: AsyncEngine, allocation_id: uuid.UUID, line_id: uuid.UUID, target: AllocationStatus
 ) -> StepOutcome:
-    async def work(conn: AsyncConnection) -> StepOutcome:
+    async def work(conn: Direct) -> StepOutcome:
         line, a = await _lock(conn, line_id, allocation_id)
         if a.status is S.CANCELLED or has_reached(a.status, target):
             return StepOutcome(a.status, a.tracking_number)
         if a.status is not _PREVIOUS[target]:
             raise OutOfOrder(f"allocation {allocation_id} is {a.status}, cannot become {target}")
-        await conn.execute(_ADVANCE, {
+        await execute(conn, _ADVANCE, {
             "id": allocation_id, "status": target.value, "line_id": line_id,
             "line_status": line.status_with(allocation_id, target),
             "message": _MESSAGES[target].format(q=a.quantity),
@@ -144,26 +140,22 @@ async def advance(
         })
         return StepOutcome(target)
 
-    return await transaction(engine, work)
+    return await direct_transaction(engine, work)
+
+
+_BEGIN_DISPATCH = sa.text(
+    """
+    UPDATE allocations SET dispatch_started_at = coalesce(dispatch_started_at, now())
+    WHERE id = :id AND status = 'awaiting_shipment'
+    RETURNING status
+    """
+)
 
 
 async def begin_dispatch(engine: AsyncEngine, allocation_id: uuid.UUID) -> StepOutcome:
     """Pass the point of no return before the carrier hand-over. One statement: the row
     lock it takes serialises it against a cancellation of the same allocation."""
-    async with autocommit(engine).connect() as conn:
-        claimed = (
-            await conn.execute(
-                sa.text(
-                    """
-                    UPDATE allocations SET dispatch_started_at = coalesce(dispatch_started_at, now())
-                    WHERE id = :id AND status = 'awaiting_shipment'
-                    RETURNING status
-                    """
-                ),
-                {"id": allocation_id},
-            )
-        ).one_or_none()
-    if claimed is not None:
+    if await direct_one(engine, _BEGIN_DISPATCH, {"id": allocation_id}) is not None:
         return StepOutcome(S.AWAITING_SHIPMENT)
     outcome = await current(engine, allocation_id)
     if outcome.status not in (S.CANCELLED, S.DISPATCHED):
@@ -201,14 +193,14 @@ async def complete_dispatch(
 ) -> StepOutcome:
     """Record the hand-over: the units leave on-hand stock and count as shipped."""
 
-    async def work(conn: AsyncConnection) -> StepOutcome:
-        await stock.lock(conn, [sku])
+    async def work(conn: Direct) -> StepOutcome:
+        await execute(conn, stock.LOCK_ONE, {"sku": sku})  # sent with BEGIN and the next
         line, a = await _lock(conn, line_id, allocation_id)
         if a.status is S.DISPATCHED:
             return StepOutcome(a.status, a.tracking_number)
         if a.status is not S.AWAITING_SHIPMENT or a.dispatch_started_at is None:
             raise OutOfOrder(f"allocation {allocation_id} is {a.status}, not being dispatched")
-        await conn.execute(_COMPLETE, {
+        await execute(conn, _COMPLETE, {
             "id": allocation_id, "q": a.quantity, "sku": sku, "tracking": tracking_number,
             "line_id": line_id,
             "line_status": line.status_with(allocation_id, S.DISPATCHED, shipped=a.quantity),
@@ -218,4 +210,4 @@ async def complete_dispatch(
         })
         return StepOutcome(S.DISPATCHED, tracking_number)
 
-    return await transaction(engine, work)
+    return await direct_transaction(engine, work)

@@ -33,6 +33,10 @@ class StockRow:
         return self.on_hand - self.reserved
 
 
+LOCK_ONE = sa.text("SELECT 1 FROM stock WHERE sku = :sku FOR UPDATE")
+"""`lock` for one SKU when only the lock is wanted (the dispatch ledger's first step)."""
+
+
 async def lock(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockRow]:
     rows = await conn.execute(
         sa.text(
