@@ -5,9 +5,16 @@ or in the wrong order, change nothing."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+)
 
 from backorders.embedded.ports import free_port
 from backorders.schemas import CancelIn, OrderIn, ProductIn, ReceiptIn
@@ -137,3 +144,59 @@ async def test_messages_that_keep_failing_go_dead_and_ops_can_replay_them(db, ap
     state = await worker.client.get_workflow_handle(line.workflow_id).describe()
     assert state.id == line.workflow_id
     assert uuid.UUID(message["line_id"])
+
+
+class _CountingCalls(Interceptor):
+    """Records which client calls the deliverer makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        calls = self.calls
+
+        class Outbound(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> Any:
+                calls.append("signal_with_start" if input.start_signal else "start")
+                return await super().start_workflow(input)
+
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                calls.append("signal")
+                await super().signal_workflow(input)
+
+        return Outbound(next)
+
+
+async def test_a_running_line_gets_a_plain_signal_and_an_unstarted_one_is_started_by_it(
+    db, worker, settings
+):
+    counting = _CountingCalls()
+    config = worker.client.config()
+    config["interceptors"] = [counting]
+    client = Client(**config)
+    deliverer = outbox.OutboxDeliverer(db, client, settings)
+    await inventory.put_product(db, "HAND-5", ProductIn())
+    await orders.place_order(db, _order("P-1", "HAND-5", 1), settings)
+    await eventually(lambda: _undelivered(db), lambda n: n == 0, what="the line to start")
+
+    # Running: one plain signal, no signal-with-start (which reads the line's input).
+    got = await receipts.receive(db, ReceiptIn(receipt_id="PR-1", sku="HAND-5", quantity=1),
+                                 settings)
+    assert (await deliverer.deliver(got.outbox_ids)).delivered == 1
+    assert counting.calls == ["signal"]
+
+    # Not started yet: the signal finds no line, and the signal-with-start starts it.
+    placed = await orders.place_order(db, _order("P-2", "HAND-5", 1), settings)
+    got = await receipts.receive(db, ReceiptIn(receipt_id="PR-2", sku="HAND-5", quantity=1),
+                                 settings)
+    async with db.begin() as conn:  # keep the relay off both messages
+        await conn.execute(sa.text("UPDATE outbox SET available_at = now() + interval '1 hour' "
+                                   "WHERE delivered_at IS NULL"))
+    counting.calls.clear()
+    assert (await deliverer.deliver(got.outbox_ids)).delivered == 1
+    assert counting.calls == ["signal", "signal_with_start"]
+    line = (await rows(db, "SELECT workflow_id FROM order_lines WHERE order_id = :o",
+                       o=placed.order_id))[0]
+    handle = worker.client.get_workflow_handle_for(LineWorkflow.run, line.workflow_id)
+    final = await handle.result()
+    assert (final.status, final.shipped_quantity) == ("dispatched", 1)

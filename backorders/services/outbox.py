@@ -6,8 +6,11 @@ rows at once; the relay in every worker delivers whatever is left: rows the writ
 handed to it (large receipts), and rows whose writer died before delivering. So a crash
 between the commit and the signal delays a message but cannot lose it.
 
-Delivery is at least once. Every message is a signal-with-start, so it reaches the line
-whether or not the line's start has been delivered yet, and workflows ignore repeats.
+Delivery is at least once, and workflows ignore repeats. A message to a running line is a
+plain signal; one that finds no line (its start not delivered yet) becomes a
+signal-with-start, so it reaches the line either way. Signal first, because nearly every
+line is running by the time stock arrives, and a signal-with-start costs the server and
+the relay more (the line's whole input, read from the database, with every message).
 Rows claimed with SKIP LOCKED are delivered by one deliverer at a time, across any
 number of API and worker processes. A row that keeps failing backs off and, after
 `outbox_max_attempts`, is marked dead for ops to inspect and replay."""
@@ -32,6 +35,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from backorders import search_attributes as keys
 from backorders.contracts import AllocationRef, CancelNotice, DelayNotice, EtaNotice, LineInput
@@ -144,10 +148,16 @@ class OutboxDeliverer:
             report.claimed = len(rows)
             if not rows:
                 return report
-            inputs = await self._line_inputs(conn, {r.line_id for r in rows})
-            outcomes = await asyncio.gather(
-                *(self._send(r.kind, inputs[r.line_id], r.payload) for r in rows)
-            )
+            outcomes: list[str | None] = list(await asyncio.gather(
+                *(self._signal(r.kind, r.line_id, r.payload) for r in rows)))
+            to_start = [i for i, outcome in enumerate(outcomes) if outcome is _NO_LINE]
+            if to_start:
+                inputs = await self._line_inputs(conn, {rows[i].line_id for i in to_start})
+                started = await asyncio.gather(*(
+                    self._send(rows[i].kind, inputs[rows[i].line_id], rows[i].payload)
+                    for i in to_start))
+                for i, outcome in zip(to_start, started, strict=True):
+                    outcomes[i] = outcome
             delivered = [r.id for r, error in zip(rows, outcomes, strict=True) if error is None]
             if delivered:
                 await conn.execute(
@@ -211,26 +221,35 @@ class OutboxDeliverer:
             )
         return inputs
 
+    async def _signal(self, kind: str, line_id: uuid.UUID, payload: dict[str, Any]) -> str | None:
+        """Signal a running line: None when done, `_NO_LINE` when there is no line to
+        signal (it needs a signal-with-start), else the error to record."""
+        if kind == START:
+            return _NO_LINE
+        try:
+            signal, args = _signal_of(kind, payload)
+        except ValueError as exc:
+            return str(exc)
+        async with self._slots:
+            try:
+                await self._client.get_workflow_handle(workflow_id_for(line_id)).signal(
+                    signal, *args, rpc_timeout=timedelta(seconds=10))
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:  # not started, or finished
+                    return _NO_LINE
+                return f"{type(exc).__name__}: {exc}"
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+        return None
+
     async def _send(self, kind: str, line: LineInput, payload: dict[str, Any]) -> str | None:
-        """Deliver one message; None when done, else the error to record."""
+        """Deliver one message as a signal-with-start; None when done, else the error."""
         from workflows.line import LineWorkflow
 
         signal: str | None = None
         args: list[Any] = []
-        if kind == ALLOCATED:
-            signal, args = "allocated", [AllocationRef(**payload)]
-        elif kind == CANCELLED:
-            notice = dict(payload)
-            notice["allocations"] = [AllocationRef(**a) for a in payload["allocations"]]
-            signal, args = "cancel", [CancelNotice(**notice)]
-        elif kind == DELAYED:
-            signal, args = "delayed", [DelayNotice(**payload)]
-        elif kind == EXPECTED:
-            signal, args = "expected", [EtaNotice(**payload)]
-        elif kind == RELEASE:
-            signal, args = "release", []
-        elif kind != START:
-            return f"unknown outbox message kind {kind!r}"
+        if kind != START:
+            signal, args = _signal_of(kind, payload)
         async with self._slots:
             try:
                 await self._client.start_workflow(
@@ -252,6 +271,26 @@ class OutboxDeliverer:
             except Exception as exc:
                 return f"{type(exc).__name__}: {exc}"
         return None
+
+
+_NO_LINE = "no line to signal"
+
+
+def _signal_of(kind: str, payload: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The line workflow's signal and arguments for a message."""
+    if kind == ALLOCATED:
+        return "allocated", [AllocationRef(**payload)]
+    if kind == CANCELLED:
+        notice = dict(payload)
+        notice["allocations"] = [AllocationRef(**a) for a in payload["allocations"]]
+        return "cancel", [CancelNotice(**notice)]
+    if kind == DELAYED:
+        return "delayed", [DelayNotice(**payload)]
+    if kind == EXPECTED:
+        return "expected", [EtaNotice(**payload)]
+    if kind == RELEASE:
+        return "release", []
+    raise ValueError(f"unknown outbox message kind {kind!r}")
 
 
 def initial_search_attributes(line: LineInput) -> TypedSearchAttributes:
