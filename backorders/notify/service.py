@@ -99,7 +99,7 @@ def _from_json(cls: type, data: dict[str, Any]) -> Any:
 
 
 _LINE = sa.text(
-    """
+    f"""
     SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
            l.shipped_quantity, l.status, l.promised_date, l.expected_date,
            l.tier_rank, l.order_value, l.placed_at, l.seq,
@@ -107,9 +107,11 @@ _LINE = sa.text(
            p.name AS product_name, p.allocation_policy,
            (SELECT a.tracking_number FROM allocations a
             WHERE a.line_id = l.id AND a.tracking_number IS NOT NULL
-            ORDER BY a.dispatched_at DESC LIMIT 1) AS tracking_number
+            ORDER BY a.dispatched_at DESC LIMIT 1) AS tracking_number,
+           {store.RECIPIENT_COLUMNS}
     FROM order_lines l JOIN orders o ON o.id = l.order_id
     JOIN products p ON p.sku = l.sku
+    {store.RECIPIENT_JOIN.format(customer_id="l.customer_id")}
     WHERE l.id = :id
     """
 )
@@ -173,17 +175,12 @@ class Notifier:
         event = Event(notice.event)
         line_id = uuid.UUID(notice.line_id)
         # A repeat (an activity retried) finds its rows by key when it records them.
-        async def read(conn: Direct) -> tuple[LineFacts, Any, Any]:
-            facts, line = await self.line_facts(conn, line_id, notice)
-            recipient = (await store.load_recipient(conn, line.customer_id)
-                         if event in CUSTOMER_EVENTS else None)
-            return facts, line, recipient
-
-        facts, line, recipient = await direct_once(self._engine, read)
+        facts, line = await direct_once(
+            self._engine, lambda conn: self.line_facts(conn, line_id, notice))
         now = datetime.now(tz=notice.occurred_at.tzinfo)
         prefs = None
-        if recipient is not None:
-            prefs, contact = recipient
+        if event in CUSTOMER_EVENTS:
+            prefs, contact = store.recipient_of(line)  # read with the line's facts
             route = route_customer(
                 event, prefs, contact, now,
                 excluded_segments=set(self._settings.notify_excluded_segments),

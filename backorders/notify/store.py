@@ -43,22 +43,24 @@ NOBODY = Holder()
 # --- preferences -----------------------------------------------------------------------
 
 
+RECIPIENT_COLUMNS = """cu.email, cu.phone, cp.channels, cp.digest, cp.timezone, cp.quiet_start,
+    cp.quiet_end, cp.opted_out, cp.segments, cp.push_token, cp.app_active_until"""
+"""A customer's contact and preferences, read beside other facts (`recipient_of`) with
+`RECIPIENT_JOIN` on the customer id."""
+RECIPIENT_JOIN = """LEFT JOIN customers cu ON cu.id = {customer_id}
+    LEFT JOIN customer_preferences cp ON cp.customer_id = cu.id"""
+
 _RECIPIENT = sa.text(
-    """
-    SELECT c.email, c.phone, p.channels, p.digest, p.timezone, p.quiet_start, p.quiet_end,
-           p.opted_out, p.segments, p.push_token, p.app_active_until
-    FROM customers c LEFT JOIN customer_preferences p ON p.customer_id = c.id
-    WHERE c.id = :id
+    f"""
+    SELECT {RECIPIENT_COLUMNS}
+    FROM (SELECT CAST(:id AS text) AS id) k {RECIPIENT_JOIN.format(customer_id="k.id")}
     """
 )
 
 
-async def load_recipient(conn: AsyncConnection | Direct,
-                         customer_id: str) -> tuple[Preferences, Contact]:
-    rows = await query(conn, _RECIPIENT, {"id": customer_id})
-    row = rows[0] if rows else None
-    if row is None:
-        return Preferences(), Contact()
+def recipient_of(row: Any) -> tuple[Preferences, Contact]:
+    """Preferences and contact from a row carrying `RECIPIENT_COLUMNS`; the defaults for
+    a customer we have no row for."""
     contact = Contact(email=row.email, phone=row.phone, push_token=row.push_token)
     if row.channels is None:
         return Preferences(), contact
@@ -72,6 +74,11 @@ async def load_recipient(conn: AsyncConnection | Direct,
         segments=frozenset(row.segments),
         app_active_until=row.app_active_until,
     ), contact
+
+
+async def load_recipient(conn: AsyncConnection | Direct,
+                         customer_id: str) -> tuple[Preferences, Contact]:
+    return recipient_of((await query(conn, _RECIPIENT, {"id": customer_id}))[0])
 
 
 # --- opt-out links ---------------------------------------------------------------------
