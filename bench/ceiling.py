@@ -1,7 +1,10 @@
 """The ceiling: a bare workflow shaped like one line's life with no database, on the same
 server and the same worker settings: a "backordered" message, then the hand-off signal,
 then the "allocated" message beside pick, pack, label and ship, then the "dispatched"
-message, each an activity. Run as a process: `python -m bench.ceiling`.
+message, each an activity with the line's own timeouts and retry policies: Temporal keeps
+a timer for each (the steps' heartbeat timeouts fire within seconds), and a shorter
+timeout here would fire in the next scenario's timed phase instead of this one's. Run as
+a process: `python -m bench.ceiling`.
 
 With `visible`, it also carries what a line shows ops in the Temporal UI: started with
 the line's five search attributes, it moves BackorderStatus to allocated and dispatched
@@ -12,13 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
 from backorders import search_attributes as keys
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.line import (
+        DISPATCH_RETRY,
+        HEARTBEAT_TIMEOUT,
+        NOTIFY_RETRY,
+        NOTIFY_TIMEOUT,
+        STEP_TIMEOUT,
+    )
 
 STEPS = ("pick", "pack", "label", "ship")
 
@@ -35,24 +46,27 @@ class BareLine:
 
     @workflow.run
     async def run(self, visible: bool = False) -> int:
-        await self._step("backordered message")
+        await self._message("backordered message")
         await workflow.wait_condition(lambda: self._allocated)
         if visible:
             workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set("allocated")])
 
         async def dispatch() -> None:
             for step in STEPS:
-                await self._step(step)
+                await workflow.execute_activity(
+                    bench_step, step, start_to_close_timeout=STEP_TIMEOUT,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=DISPATCH_RETRY)
 
-        await asyncio.gather(self._step("allocated message"), dispatch())
+        await asyncio.gather(self._message("allocated message"), dispatch())
         if visible:
             workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set("dispatched")])
-        await self._step("dispatched message")
+        await self._message("dispatched message")
         return len(STEPS) + 3
 
     @staticmethod
-    async def _step(name: str) -> None:
-        await workflow.execute_activity(bench_step, name, start_to_close_timeout=timedelta(minutes=1))
+    async def _message(name: str) -> None:
+        await workflow.execute_activity(bench_step, name, start_to_close_timeout=NOTIFY_TIMEOUT,
+                                        retry_policy=NOTIFY_RETRY)
 
     @workflow.signal
     def allocated(self) -> None:
