@@ -94,6 +94,9 @@ class ConnectionLost(psycopg.OperationalError):
 Direct = psycopg.AsyncConnection[Any]
 """An autocommit psycopg connection whose rows are named tuples."""
 
+DIRECT_APPLICATION_NAME = "backorders-direct"
+"""How the direct pool's connections show in pg_stat_activity."""
+
 _SETTINGS: weakref.WeakKeyDictionary[AsyncEngine, Settings] = weakref.WeakKeyDictionary()
 _DIRECT: weakref.WeakKeyDictionary[AsyncEngine, AsyncConnectionPool] = weakref.WeakKeyDictionary()
 
@@ -111,6 +114,7 @@ async def direct(engine: AsyncEngine) -> AsyncConnectionPool:
             min_size=1,
             max_size=settings.db_pool_size + settings.db_max_overflow,
             kwargs={"autocommit": True, "row_factory": namedtuple_row, "connect_timeout": 5,
+                    "application_name": DIRECT_APPLICATION_NAME,
                     "options": f"-c statement_timeout={settings.db_statement_timeout_ms}"},
             # A connection that died with the server is found when its statement fails,
             # then thrown away (and the unit of work retried), as with the engine.
@@ -123,6 +127,14 @@ async def direct(engine: AsyncEngine) -> AsyncConnectionPool:
     return pool
 
 
+async def _lost(pool: AsyncConnectionPool, exc: Exception) -> None:
+    """A connection died under its statement: the server restarted, so the pool's idle
+    connections are most likely dead too. Check them all now (the dead are replaced)
+    rather than fail once on each, then run the unit of work again."""
+    await pool.check()
+    raise ConnectionLost(str(exc)) from exc
+
+
 async def direct_once(engine: AsyncEngine, work: Callable[[Direct], Awaitable[T]]) -> T:
     """One statement (or a few reads) outside a transaction, retried on a dead connection."""
     pool = await direct(engine)
@@ -133,7 +145,7 @@ async def direct_once(engine: AsyncEngine, work: Callable[[Direct], Awaitable[T]
                     return await work(conn)
                 except psycopg.OperationalError as exc:
                     if conn.broken:
-                        raise ConnectionLost(str(exc)) from exc
+                        await _lost(pool, exc)
                     raise
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -153,7 +165,7 @@ async def direct_transaction(engine: AsyncEngine, work: Callable[[Direct], Await
                         await conn.execute("COMMIT")
                 except Exception as exc:
                     if conn.broken:
-                        raise ConnectionLost(str(exc)) from exc
+                        await _lost(pool, exc)
                     await conn.rollback()  # a cancelled one is left to the pool
                     raise
                 return result
