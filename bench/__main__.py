@@ -123,6 +123,21 @@ async def wait_closed(client: Client, n: int) -> None:
     assert completed == n, f"{n - completed} workflows did not complete"
 
 
+async def wait_backorders_announced(engine: AsyncEngine, sku: str, n: int) -> None:
+    """Until n lines of the SKU have sent their "backordered" message: each new line's
+    last piece of work before it waits. Idle CPU alone can mislead with thousands of
+    lines starting: the worker may still be sending while the server has gone quiet."""
+    async with asyncio.timeout(900):
+        while True:
+            async with engine.connect() as conn:
+                sent = (await conn.execute(sa.text(
+                    "SELECT count(*) FROM notifications WHERE sku = :sku "
+                    "AND event = 'backordered' AND status <> 'pending'"), {"sku": sku})).scalar_one()
+            if sent >= n:
+                return
+            await asyncio.sleep(0.5)
+
+
 def wait_idle(pid: int, below: float = 5.0, timeout: float = 120) -> None:
     """Wait until a process has done its backlog (CPU under `below` % for a second)."""
     proc = psutil.Process(pid)
@@ -202,6 +217,7 @@ async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int) -> dict[str
     await inventory.put_product(engine, "BENCH-LC", ProductIn())
     await seed_waiting_lines(engine, "BENCH-LC", n, "lc-")
     start_seconds = await wait_outbox_drained(engine)
+    await wait_backorders_announced(engine, "BENCH-LC", n)
     settle(proc.pid, infra)
 
     meter = CpuMeter(worker=proc.pid, server=infra.temporal.pid,  # type: ignore[union-attr, arg-type]
@@ -250,8 +266,8 @@ async def bench_allocation(infra: Infra, engine: AsyncEngine, n: int) -> dict[st
             "server_rss_mb": infra.server_rss() / 2**20}
     await seed_waiting_lines(engine, "BENCH-AL", n, "al-")
     start_seconds = await wait_outbox_drained(engine)
-    wait_idle(proc.pid)
-    wait_idle(infra.temporal.pid)  # type: ignore[union-attr, arg-type]
+    await wait_backorders_announced(engine, "BENCH-AL", n)
+    settle(proc.pid, infra)
     # The memory figures of `scale` at this one size, so the default run shows them too.
     loaded = {"waiting": n, "worker_rss_mb": rss(proc.pid) / 2**20,
               "server_rss_mb": infra.server_rss() / 2**20}
@@ -330,8 +346,8 @@ async def bench_scale(infra: Infra, engine: AsyncEngine, sizes: list[int]) -> di
         started = time.perf_counter()
         await wait_outbox_drained(engine)
         start_seconds = time.perf_counter() - started
-        wait_idle(proc.pid)
-        wait_idle(infra.temporal.pid)  # type: ignore[union-attr, arg-type]
+        await wait_backorders_announced(engine, "BENCH-SC", size)
+        settle(proc.pid, infra)
         point = {"waiting": size, "worker_rss_mb": rss(proc.pid) / 2**20,
                  "server_rss_mb": infra.server_rss() / 2**20,
                  "workflow_starts_per_second": (size - waiting) / start_seconds}
