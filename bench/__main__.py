@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -266,19 +267,25 @@ async def bench_allocation(infra: Infra, engine: AsyncEngine, n: int) -> dict[st
             "server_rss_mb": infra.server_rss() / 2**20}
     await seed_waiting_lines(engine, "BENCH-AL", n, "al-")
     start_seconds = await wait_outbox_drained(engine)
-    await wait_backorders_announced(engine, "BENCH-AL", n)
-    settle(proc.pid, infra)
-    # The memory figures of `scale` at this one size, so the default run shows them too.
-    loaded = {"waiting": n, "worker_rss_mb": rss(proc.pid) / 2**20,
-              "server_rss_mb": infra.server_rss() / 2**20}
-
-    started = time.perf_counter()
-    got = await receipts.receive(engine, ReceiptIn(receipt_id="AL-1", sku="BENCH-AL",
-                                                   quantity=n), settings)
-    transaction = time.perf_counter() - started
+    # Every line has started, and thousands are still sending their "backordered" message
+    # (minutes more on 2 cores). The transaction is the database's work alone: time it
+    # with the worker paused and the server idle, so that backlog does not sit in it.
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_idle(infra.temporal.pid)  # type: ignore[union-attr, arg-type]
+        started = time.perf_counter()
+        got = await receipts.receive(engine, ReceiptIn(receipt_id="AL-1", sku="BENCH-AL",
+                                                       quantity=n), settings)
+        transaction = time.perf_counter() - started
+    finally:
+        proc.send_signal(signal.SIGCONT)
     assert len(got.receipt.allocations) == n and not got.outbox_ids
     await wait_outbox_drained(engine)
     handoff = time.perf_counter() - started
+    # Every line's workflow has now run and holds its allocation: the worker caches all
+    # n of them (`make bench-scale` measures settled waiting lines at 10k and 50k).
+    loaded = {"waiting": n, "state": "just allocated", "worker_rss_mb": rss(proc.pid) / 2**20,
+              "server_rss_mb": infra.server_rss() / 2**20}
     proc.kill()  # the 10,000 dispatches that follow are not part of this figure
     proc.wait()
     return {"waiting_lines": n, "transaction_seconds": transaction,
@@ -404,13 +411,15 @@ def table(results: dict[str, Any]) -> str:
     al = results.get("allocation")
     if al:
         rows.append(("allocation transaction", f"{al['transaction_seconds'] * 1000:.0f} ms",
-                     f"{al['waiting_lines']} waiting lines; goal < 1000 ms"))
+                     f"{al['waiting_lines']} waiting lines, worker paused; goal < 1000 ms"))
         rows.append(("allocation: every line signalled", f"{al['all_signalled_seconds']:.1f} s",
-                     f"{al['waiting_lines'] / al['all_signalled_seconds']:.0f} signals/s"))
+                     f"{al['waiting_lines'] / al['all_signalled_seconds']:.0f} signals/s, "
+                     "beside the lines' backordered messages still going out"))
         rows.append(("allocation: line workflow starts/s (relay)",
                      f"{al['workflow_starts_per_second']:.0f}", ""))
         for p in al["memory"]:
-            rows.append((f"memory: {p['waiting']} waiting, worker / server RSS",
+            rows.append((f"memory: {p['waiting']} {p.get('state', 'waiting')}, "
+                         "worker / server RSS",
                          f"{p['worker_rss_mb']:.0f} / {p['server_rss_mb']:.0f} MB", ""))
     it = results.get("intake")
     if it:
