@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -107,8 +108,9 @@ async def direct(engine: AsyncEngine) -> AsyncConnectionPool:
     runs in `direct_transaction()`."""
     pool = _DIRECT.get(engine)
     if pool is None:
-        settings = _SETTINGS.get(engine) or Settings(
-            _env_file=None, database_url=engine.url.render_as_string(hide_password=False))
+        settings = _SETTINGS.get(engine)
+        if settings is None:
+            raise ValueError("direct() needs an engine made by db.create_engine")
         pool = _DIRECT[engine] = AsyncConnectionPool(
             settings.libpq_url,
             min_size=1,
@@ -127,12 +129,20 @@ async def direct(engine: AsyncEngine) -> AsyncConnectionPool:
     return pool
 
 
-async def _lost(pool: AsyncConnectionPool, exc: Exception) -> None:
-    """A connection died under its statement: the server restarted, so the pool's idle
-    connections are most likely dead too. Check them all now (the dead are replaced)
-    rather than fail once on each, then run the unit of work again."""
-    await pool.check()
-    raise ConnectionLost(str(exc)) from exc
+@asynccontextmanager
+async def _connection(pool: AsyncConnectionPool) -> AsyncIterator[Direct]:
+    """A pooled connection. One that dies under its statement means the server restarted,
+    so the pool's idle connections are most likely dead too: check them all now (the dead
+    are replaced) rather than fail once on each, and raise `ConnectionLost` for the unit
+    of work to run again."""
+    async with pool.connection() as conn:
+        try:
+            yield conn
+        except Exception as exc:
+            if conn.broken:
+                await pool.check()
+                raise ConnectionLost(str(exc)) from exc
+            raise
 
 
 async def direct_once(engine: AsyncEngine, work: Callable[[Direct], Awaitable[T]]) -> T:
@@ -140,13 +150,8 @@ async def direct_once(engine: AsyncEngine, work: Callable[[Direct], Awaitable[T]
     pool = await direct(engine)
     async for attempt in _retrying():
         with attempt:
-            async with pool.connection() as conn:
-                try:
-                    return await work(conn)
-                except psycopg.OperationalError as exc:
-                    if conn.broken:
-                        await _lost(pool, exc)
-                    raise
+            async with _connection(pool) as conn:
+                return await work(conn)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -157,16 +162,15 @@ async def direct_transaction(engine: AsyncEngine, work: Callable[[Direct], Await
     pool = await direct(engine)
     async for attempt in _retrying():
         with attempt:
-            async with pool.connection() as conn:
+            async with _connection(pool) as conn:
                 try:
                     async with conn.pipeline():
                         await conn.execute("BEGIN")
                         result = await work(conn)
                         await conn.execute("COMMIT")
-                except Exception as exc:
-                    if conn.broken:
-                        await _lost(pool, exc)
-                    await conn.rollback()  # a cancelled one is left to the pool
+                except Exception:
+                    if not conn.broken:
+                        await conn.rollback()  # a cancelled one is left to the pool
                     raise
                 return result
     raise AssertionError("unreachable")  # pragma: no cover

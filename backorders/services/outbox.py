@@ -234,11 +234,9 @@ class OutboxDeliverer:
             try:
                 await self._client.get_workflow_handle(workflow_id_for(line_id)).signal(
                     signal, *args, rpc_timeout=timedelta(seconds=10))
-            except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:  # not started, or finished
-                    return _NO_LINE
-                return f"{type(exc).__name__}: {exc}"
             except Exception as exc:
+                if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+                    return _NO_LINE  # not started yet, or already finished
                 return f"{type(exc).__name__}: {exc}"
         return None
 
