@@ -7,7 +7,9 @@ work cannot slow later figures down:
               3 message activities), no database, half before and half after the
               lifecycle; then N/2 more carrying a line's search attributes and status
               changes, to show what visibility costs the server
-2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s
+2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s;
+   activities then the same activities for N more lines in one process, without Temporal:
+              their CPU per line, to set beside the ceiling's and the lifecycle's
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
               worker and server memory with none and 10,000 waiting
 4. intake     orders per second through the HTTP API at fixed concurrency, with latency
@@ -36,14 +38,20 @@ import psutil
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.dispatch import DispatchActivities
+from activities.notify import NotifyActivities
+from backorders.contracts import LineNotice, StepInput
 from backorders.db import create_engine, dispose
+from backorders.notify.service import Notifier
 from backorders.schemas import ProductIn, ReceiptIn
 from backorders.services import inventory, outbox, receipts
 from backorders.settings import Settings
 from backorders.temporal import connect as temporal_connect
 from bench.ceiling import LINE_LIKE_SEARCH_ATTRIBUTES, BareLine
 from bench.infra import CpuMeter, Infra, rss
+from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle",
@@ -254,6 +262,64 @@ async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int) -> dict[str
             "allocation_message_p95_s": q[94], "allocation_message_max_s": max(waits), **cpu}
 
 
+async def bench_activities(infra: Infra, engine: AsyncEngine, n: int,
+                           concurrency: int = 50) -> dict[str, Any]:
+    """The lifecycle's own work without Temporal: each of n allocated lines runs the
+    activities of its timed phase (the "allocated" message, pick, pack, label, ship, the
+    "dispatched" message) in this process, as the worker would. Its CPU per line, beside
+    the ceiling's, says how much of the lifecycle's cost is ours rather than Temporal's."""
+    settings = Settings(_env_file=None, database_url=infra.database_url,
+                        warehouse_pick_seconds=0, warehouse_pack_seconds=0,
+                        warehouse_carrier_seconds=0)
+    await inventory.put_product(engine, "BENCH-ACT", ProductIn())
+    await seed_waiting_lines(engine, "BENCH-ACT", n, "act-")
+    await receipts.receive(engine, ReceiptIn(receipt_id="ACT-1", sku="BENCH-ACT", quantity=n),
+                           settings)
+    async with engine.begin() as conn:
+        # No workflow will ever read these lines' messages: take them off the outbox so
+        # later scenarios' waits for a drained outbox are not held up by them.
+        await conn.execute(sa.text(
+            "UPDATE outbox SET delivered_at = now() WHERE delivered_at IS NULL AND line_id IN "
+            "(SELECT id FROM order_lines WHERE sku = 'BENCH-ACT')"))
+        allocations = (await conn.execute(sa.text(
+            "SELECT a.id, a.line_id, a.quantity FROM allocations a "
+            "JOIN order_lines l ON l.id = a.line_id WHERE l.sku = 'BENCH-ACT'"))).all()
+    line_engine = create_engine(settings)
+    dispatch = DispatchActivities(line_engine, simulated_warehouse(line_engine, settings))
+    notify = NotifyActivities(Notifier(line_engine, settings), None, "none")  # type: ignore[arg-type]
+    env = ActivityEnvironment()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one_line(allocation_id: Any, line_id: Any, quantity: int) -> None:
+        def notice(event: str) -> LineNotice:
+            return LineNotice(str(line_id), event, f"{line_id}:{event}:{allocation_id}",
+                              datetime.now(UTC), None, 0, quantity)
+
+        step = StepInput(str(allocation_id), str(line_id), "BENCH-ACT", quantity)
+        async with slots:
+            await env.run(notify.notify_line, notice("allocated"))
+            for activity_method in (dispatch.pick, dispatch.pack, dispatch.label,
+                                    dispatch.ship):
+                await env.run(activity_method, step)
+            await env.run(notify.notify_line, notice("dispatched"))
+
+    meter = CpuMeter(postgres=infra.postgres.pid())  # type: ignore[union-attr]
+    meter.start()
+    cpu_before, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one_line(*a) for a in allocations))
+    seconds = time.perf_counter() - started
+    own_cpu = time.process_time() - cpu_before
+    postgres = meter.stop()["postgres_cpu_share"] * seconds
+    await dispose(line_engine)
+    async with engine.connect() as conn:
+        shipped = (await conn.execute(sa.text(
+            "SELECT sum(shipped_quantity) FROM order_lines WHERE sku = 'BENCH-ACT'"))).scalar()
+    assert shipped == n, shipped
+    return {"lines": n, "seconds": seconds, "per_second": n / seconds,
+            "process_cpu_ms_per_line": own_cpu * 1000 / n,
+            "postgres_cpu_ms_per_line": postgres * 1000 / n}
+
+
 # --- 3. allocation ----------------------------------------------------------------------
 
 
@@ -374,6 +440,12 @@ async def bench_scale(infra: Infra, engine: AsyncEngine, sizes: list[int]) -> di
 # --- report -----------------------------------------------------------------------------
 
 
+def _cpu_ms(figures: dict[str, Any]) -> float:
+    count = figures.get("lines") or figures["workflows"]
+    return sum(v for k, v in figures.items() if k.endswith("_cpu_share")) \
+        * figures["seconds"] * 1000 / count
+
+
 def cpu_text(figures: dict[str, Any]) -> str:
     shares = {k.removesuffix("_cpu_share"): v for k, v in figures.items()
               if k.endswith("_cpu_share")}
@@ -408,6 +480,16 @@ def table(results: dict[str, Any]) -> str:
                      f"{lc['allocation_message_p50_s']:.1f} / {lc['allocation_message_p95_s']:.1f}"
                      f" / {float(lc['allocation_message_max_s']):.1f} s",
                      f"{lc['allocation_messages']} messages"))
+    ac = results.get("activities")
+    if ac:
+        rows.append(("the lifecycle's activities alone, CPU per line",
+                     f"{ac['process_cpu_ms_per_line']:.1f} ms",
+                     f"one process, no Temporal: {ac['per_second']:.0f} lines/s; postgres "
+                     f"{ac['postgres_cpu_ms_per_line']:.1f} ms per line"))
+    if lc and c:
+        rows.append(("CPU per line, lifecycle / ceiling",
+                     f"{_cpu_ms(lc):.0f} / {_cpu_ms(c):.0f} ms",
+                     "worker, server and postgres cores busy x seconds / lines"))
     al = results.get("allocation")
     if al:
         rows.append(("allocation transaction", f"{al['transaction_seconds'] * 1000:.0f} ms",
@@ -470,6 +552,8 @@ async def main(args: argparse.Namespace) -> None:
                 infra, half, "bench-ceiling-visible", visible=True)
         if on("lifecycle"):
             results["lifecycle"] = await bench_lifecycle(infra, engine, args.lines)
+        if on("activities"):
+            results["activities"] = await bench_activities(infra, engine, args.lines)
         if on("ceiling"):
             ceilings.append(await bench_ceiling(infra, half, "bench-ceiling-after"))
             results["ceiling"] = combined(ceilings)
