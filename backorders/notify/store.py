@@ -24,6 +24,11 @@ from backorders.services.errors import NotFound
 LEASE_SECONDS = 120
 """How long a sender holds a message before another may take it over (it crashed)."""
 LEASE_KEYS = "{lease_until,lease_holder,lease_attempt}"
+_LEASE = """jsonb_build_object(
+    'lease_until', now() + make_interval(secs => :lease),
+    'lease_holder', CAST(:holder AS text),
+    'lease_attempt', CAST(:attempt AS int))"""
+"""The lease a sender puts in a message's facts (`LEASE_KEYS`), from `_lease_params`."""
 
 
 @dataclass(frozen=True)
@@ -143,18 +148,18 @@ def attempts_of(row: Any) -> list[Attempt]:
             for a in row.facts.get("attempts", [])]
 
 
+def _lease_params(holder: Holder) -> dict[str, Any]:
+    return {"lease": LEASE_SECONDS, "holder": holder.name, "attempt": holder.attempt}
+
+
 _RECORD = sa.text(
-    """
+    f"""
     INSERT INTO notifications (idempotency_key, event, audience, customer_id, order_id,
         line_id, sku, status, reason, channels, facts, event_at, send_after)
     VALUES (:key, :event, :audience, :customer_id, :order_id, :line_id, :sku, :status,
             :reason, :channels,
             CAST(:facts AS jsonb) || CASE WHEN :claim AND :status = 'pending'
-                THEN jsonb_build_object(
-                    'lease_until', now() + make_interval(secs => :lease),
-                    'lease_holder', CAST(:holder AS text),
-                    'lease_attempt', CAST(:attempt AS int))
-                ELSE '{}'::jsonb END,
+                THEN {_LEASE} ELSE '{{}}'::jsonb END,
             :event_at, :send_after)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING *
@@ -183,14 +188,13 @@ async def record(
     it, as `claim` would put it (saves a round trip per message)."""
     facts = {**facts, "attempts": _attempts_json(route), "digest": route.digest}
     inserted = await query(conn, _RECORD, {
-            "key": key, "event": event, "audience": audience, "customer_id": customer_id,
-            "order_id": order_id, "line_id": line_id, "sku": sku, "status": route.status,
-            "reason": route.reason, "channels": [a.channel.value for a in route.attempts],
-            "facts": json.dumps(facts, default=str), "event_at": event_at,
-            "send_after": route.send_after, "claim": claim is not None,
-            "lease": LEASE_SECONDS, "holder": (claim or NOBODY).name,
-            "attempt": (claim or NOBODY).attempt,
-        })
+        "key": key, "event": event, "audience": audience, "customer_id": customer_id,
+        "order_id": order_id, "line_id": line_id, "sku": sku, "status": route.status,
+        "reason": route.reason, "channels": [a.channel.value for a in route.attempts],
+        "facts": json.dumps(facts, default=str), "event_at": event_at,
+        "send_after": route.send_after, "claim": claim is not None,
+        **_lease_params(claim or NOBODY),
+    })
     if inserted:
         row = inserted[0]
         claimed = row if claim is not None and row.status == "pending" else None
@@ -200,12 +204,9 @@ async def record(
 
 
 _CLAIM = sa.text(
-    """
+    f"""
     UPDATE notifications
-    SET facts = facts || jsonb_build_object(
-        'lease_until', now() + make_interval(secs => :lease),
-        'lease_holder', CAST(:holder AS text),
-        'lease_attempt', CAST(:attempt AS int))
+    SET facts = facts || {_LEASE}
     WHERE id = :id AND status IN ('pending', 'queued')
       AND (coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
            OR (CAST(:holder AS text) <> '' AND facts->>'lease_holder' = :holder
@@ -220,8 +221,7 @@ async def claim(engine: AsyncEngine, notification_id: int,
     """Take the message for sending unless it was sent, suppressed, failed or digested,
     or another sender holds a live lease on it (an earlier attempt of the same activity
     does not count: it is over)."""
-    return await direct_one(engine, _CLAIM, {"id": notification_id, "lease": LEASE_SECONDS,
-                                             "holder": holder.name, "attempt": holder.attempt})
+    return await direct_one(engine, _CLAIM, {"id": notification_id, **_lease_params(holder)})
 
 
 _GET = sa.text("SELECT * FROM notifications WHERE id = :id")
