@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from activities.dispatch import DispatchActivities
 from activities.notify import NotifyActivities
 from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
-from backorders import logs
+from backorders import logs, runtime
 from backorders.db import create_engine, dispose
 from backorders.notify.service import Notifier, relay_staff_alerts
 from backorders.services.outbox import OutboxDeliverer, OutboxRelay
@@ -77,6 +77,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         relay = OutboxRelay(OutboxDeliverer(engine, client, settings), settings)
         log.info("worker polling task queue %r on %s", settings.task_queue,
                  settings.temporal_address)
+        runtime.tune_gc()
         async with worker:
             relay_task = asyncio.create_task(relay.run(stop))
             alerts_task = asyncio.create_task(

@@ -84,6 +84,7 @@ LINE_LIKE_SEARCH_ATTRIBUTES = TypedSearchAttributes([
 
 
 async def _main() -> None:
+    from backorders.runtime import tune_gc
     from backorders.settings import Settings
     from backorders.temporal import connect
     from worker import worker_options
@@ -94,8 +95,10 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Worker(client, task_queue=settings.task_queue, workflows=[BareLine],
-                      activities=[bench_step], **worker_options(settings)):
+    worker = Worker(client, task_queue=settings.task_queue, workflows=[BareLine],
+                    activities=[bench_step], **worker_options(settings))
+    tune_gc()  # as worker.py does
+    async with worker:
         await stop.wait()
 
 
