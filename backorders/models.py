@@ -375,6 +375,10 @@ class Notification(Base):
         sa.Index("ix_notifications_order", "order_id"),
         sa.Index("ix_notifications_due", "send_after",
                  postgresql_where=sa.text("status = 'queued'")),
+        # The staff alert relay's poll, in every worker (`notify.service.DUE_STAFF`).
+        sa.Index("ix_notifications_staff_pending", "id",
+                 postgresql_where=sa.text(
+                     "audience = 'staff' AND status = 'pending' AND line_id IS NULL")),
     )
 
 

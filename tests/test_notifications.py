@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from backorders.contracts import LineNotice
 from backorders.notify.channels import LogChannel
 from backorders.notify.message import Channel
-from backorders.notify.service import Notifier
+from backorders.notify.service import DUE_STAFF, Notifier
 from tests.fakes.providers import ProviderServer
 from tests.support import eventually, make_product, order_body, place, receive, rows, scalar
 from workflows.line import LineWorkflow
@@ -380,6 +380,30 @@ async def test_staff_hear_of_low_stock_shortfalls_and_processed_receipts(notifyi
         ("supply_shortfall", "buyers@shop.example"),
         ("supply_shortfall", "sales@shop.example"),
     ]
+
+
+async def test_the_staff_alert_relay_reads_only_pending_alerts_not_every_message(db):
+    """Every worker polls for staff alerts once a second: that must cost the few alerts
+    waiting, not a walk over every notification ever recorded."""
+    async with db.begin() as conn:
+        await conn.execute(sa.text(
+            """
+            INSERT INTO notifications (idempotency_key, event, audience, customer_id, status,
+                                       channels, facts, event_at)
+            SELECT 'sent-' || g, 'dispatched', 'customer', 'c' || g, 'sent', '{email}',
+                   '{}'::jsonb, now()
+            FROM generate_series(1, 20000) g
+            """))
+        await conn.execute(sa.text(
+            "INSERT INTO notifications (idempotency_key, event, audience, status, channels, "
+            "facts, event_at) VALUES ('alert-1', 'low_stock', 'staff', 'pending', '{email}', "
+            "'{}'::jsonb, now())"))
+        await conn.execute(sa.text("ANALYZE notifications"))
+        plan = "\n".join((await conn.execute(
+            sa.text("EXPLAIN " + DUE_STAFF.text), {"n": 50})).scalars())
+        due = (await conn.execute(DUE_STAFF, {"n": 50})).scalars().all()
+    assert "ix_notifications_staff_pending" in plan, plan
+    assert len(due) == 1
 
 
 async def test_time_from_receipt_to_allocation_message(notifying, db):

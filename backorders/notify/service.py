@@ -117,6 +117,18 @@ _LINE = sa.text(
 )
 
 
+DUE_STAFF = sa.text(
+    """
+    SELECT id FROM notifications
+    WHERE audience = 'staff' AND status = 'pending' AND line_id IS NULL
+      AND coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
+    ORDER BY id LIMIT :n
+    """
+)
+"""Staff alerts waiting for the relay; every worker asks once a poll interval, so the
+partial index `ix_notifications_staff_pending` serves it (migration 0007)."""
+
+
 class Notifier:
     def __init__(self, engine: AsyncEngine, settings: Settings,
                  senders: dict[Channel, Sender] | None = None, sleep: Any = None) -> None:
@@ -358,13 +370,7 @@ class Notifier:
     async def deliver_due_staff(self, limit: int = 50) -> int:
         """Staff alerts recorded by intake and receipts, sent by the worker's relay."""
         async with autocommit(self._engine).connect() as conn:
-            ids = (await conn.execute(sa.text(
-                """
-                SELECT id FROM notifications
-                WHERE audience = 'staff' AND status = 'pending' AND line_id IS NULL
-                  AND coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
-                ORDER BY id LIMIT :n
-                """), {"n": limit})).scalars().all()
+            ids = (await conn.execute(DUE_STAFF, {"n": limit})).scalars().all()
         for notification_id in ids:
             await self.deliver(notification_id)
         return len(ids)
