@@ -330,6 +330,12 @@ class CustomerPreferences(Base):
     __table_args__ = (sa.CheckConstraint("digest IN ('instant', 'daily')", name="digest"),)
 
 
+PENDING_STAFF_ALERTS = "audience = 'staff' AND status = 'pending' AND line_id IS NULL"
+"""Staff alerts not sent yet: the predicate of `ix_notifications_staff_pending`. The
+relay's query (`notify.service.DUE_STAFF`) states it too, so the planner can use the
+index: one string, so the two cannot drift apart."""
+
+
 class Notification(Base):
     """Every message we meant to send, and what became of it: the store that makes a
     send at most once (one row per idempotency key) and lets ops see delivery."""
@@ -377,8 +383,7 @@ class Notification(Base):
                  postgresql_where=sa.text("status = 'queued'")),
         # The staff alert relay's poll, in every worker (`notify.service.DUE_STAFF`).
         sa.Index("ix_notifications_staff_pending", "id",
-                 postgresql_where=sa.text(
-                     "audience = 'staff' AND status = 'pending' AND line_id IS NULL")),
+                 postgresql_where=sa.text(PENDING_STAFF_ALERTS)),
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backorders import queue
 from backorders.contracts import LineNotice, NotifyOutcome
 from backorders.db import Direct, autocommit, direct_once, direct_transaction, query
+from backorders.models import PENDING_STAFF_ALERTS
 from backorders.notify import store
 from backorders.notify.channels import (
     LogChannel,
@@ -118,9 +119,9 @@ _LINE = sa.text(
 
 
 DUE_STAFF = sa.text(
-    """
+    f"""
     SELECT id FROM notifications
-    WHERE audience = 'staff' AND status = 'pending' AND line_id IS NULL
+    WHERE {PENDING_STAFF_ALERTS}
       AND coalesce((facts->>'lease_until')::timestamptz, '-infinity') < now()
     ORDER BY id LIMIT :n
     """
