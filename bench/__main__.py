@@ -457,10 +457,10 @@ def table(results: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str]] = []
     c, lc = results.get("ceiling"), results.get("lifecycle")
     if c:
-        halves = " / ".join(f"{r:.1f}" for r in c.get("runs", []))
+        sides = " / ".join(f"{r:.1f}" for r in c.get("runs", []))
         rows.append(("ceiling: bare line-shaped workflows/s", f"{c['per_second']:.1f}",
                      f"{c['workflows']} workflows in {c['seconds']:.1f} s"
-                     + (f" (before / after lifecycle {halves})" if halves else "")
+                     + (f" (before / after lifecycle {sides})" if sides else "")
                      + f"; {cpu_text(c)}"))
     cv = results.get("ceiling_visible")
     if cv:
