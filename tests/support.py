@@ -139,6 +139,14 @@ async def check_invariants(engine: AsyncEngine) -> None:
             """
         ))).all()
         assert not bad_lines, f"lines do not add up: {bad_lines}"
+        strays = (await conn.execute(sa.text(
+            """
+            SELECT a.id, a.order_id, a.sku, l.order_id AS line_order, l.sku AS line_sku
+            FROM allocations a JOIN order_lines l ON l.id = a.line_id
+            WHERE a.order_id <> l.order_id OR a.sku <> l.sku
+            """
+        ))).all()
+        assert not strays, f"allocations that disagree with their line's order or SKU: {strays}"
         double = (await conn.execute(sa.text(
             "SELECT allocation_id, handovers FROM sim_warehouse_tasks WHERE handovers > 1"
         ))).all()

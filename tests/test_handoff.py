@@ -146,6 +146,30 @@ async def test_messages_that_keep_failing_go_dead_and_ops_can_replay_them(db, ap
     assert uuid.UUID(message["line_id"])
 
 
+async def test_a_message_for_a_line_that_does_not_exist_goes_dead_without_holding_up_others(
+    db, worker, settings
+):
+    """The outbox has no foreign key to lines: a message naming no line (a bug, a hand
+    edit) must fail like any undeliverable one, not break the batch it was claimed in."""
+    await inventory.put_product(db, "HAND-6", ProductIn())
+    placed = await orders.place_order(db, _order("G-1", "HAND-6", 1), settings)
+    ghost = uuid.uuid4()
+    async with db.begin() as conn:
+        ids = await outbox.enqueue(conn, outbox.START, [(ghost, {})], settings)
+        ids += await outbox.enqueue(conn, outbox.ALLOCATED, [(ghost, {
+            "allocation_id": str(uuid.uuid4()), "quantity": 1, "source": "receipt",
+            "receipt_id": "GHOST"})], settings)
+    deliverer = outbox.OutboxDeliverer(db, worker.client, settings.model_copy(
+        update={"outbox_max_attempts": 1}))
+    report = await deliverer.deliver(placed.outbox_ids + ids)
+    assert (report.claimed, report.delivered, report.dead) == (3, 1, 2)
+    dead = await rows(db, "SELECT line_id, last_error FROM outbox WHERE dead_at IS NOT NULL")
+    assert {r.line_id for r in dead} == {ghost}
+    assert all(f"no order line {ghost}" in r.last_error for r in dead)
+    line = (await rows(db, "SELECT workflow_id FROM order_lines"))[0]
+    assert (await worker.client.get_workflow_handle(line.workflow_id).describe()).id
+
+
 class _CountingCalls(Interceptor):
     """Records which client calls the deliverer makes."""
 

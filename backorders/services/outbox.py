@@ -155,6 +155,7 @@ class OutboxDeliverer:
                 inputs = await self._line_inputs(conn, {rows[i].line_id for i in to_start})
                 started = await asyncio.gather(*(
                     self._send(rows[i].kind, inputs[rows[i].line_id], rows[i].payload)
+                    if rows[i].line_id in inputs else _no_such_line(rows[i].line_id)
                     for i in to_start))
                 for i, outcome in zip(to_start, started, strict=True):
                     outcomes[i] = outcome
@@ -272,6 +273,12 @@ class OutboxDeliverer:
 
 
 _NO_LINE = "no line to signal"
+
+
+async def _no_such_line(line_id: uuid.UUID) -> str:
+    """The outbox has no foreign key to lines (migration 0008): a message naming no line
+    fails like any undeliverable one, and is dead-lettered for ops to see."""
+    return f"no order line {line_id}"
 
 
 def _signal_of(kind: str, payload: dict[str, Any]) -> tuple[str, list[Any]]:
