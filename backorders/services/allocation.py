@@ -81,6 +81,13 @@ box AS (
     FROM ins
     RETURNING id
 ),
+held AS (
+    -- Ship-complete orders still held: only these can be released by this allocation
+    -- (usually none, so the release check does not look at 10,000 orders again).
+    SELECT o.id FROM orders o
+    WHERE o.ship_complete AND o.released_at IS NULL
+      AND o.id IN (SELECT order_id FROM upd)
+),
 events AS (
     INSERT INTO line_events (line_id, kind, message, data)
     SELECT ins.line_id, 'allocated',
@@ -93,7 +100,9 @@ events AS (
 SELECT ins.id, ins.line_id, ins.order_id, ins.quantity, ins.queue_position,
        -- On the first row only: on every row, 10,000 rows would carry 10,000 ids each.
        CASE WHEN row_number() OVER (ORDER BY ins.queue_position) = 1
-            THEN (SELECT array_agg(id ORDER BY id) FROM box) END AS outbox_ids
+            THEN (SELECT array_agg(id ORDER BY id) FROM box) END AS outbox_ids,
+       CASE WHEN row_number() OVER (ORDER BY ins.queue_position) = 1
+            THEN (SELECT array_agg(id) FROM held) END AS held_orders
 FROM ins
 ORDER BY ins.queue_position
 """
@@ -139,8 +148,8 @@ async def allocate_to_queue(
     stock.backordered -= total
     await save(conn, stock)
     outbox_ids = list(rows[0].outbox_ids) if rows else []
-    outbox_ids += await holds.release_complete_orders(
-        conn, (a.order_id for a in allocations), settings)
+    if rows and rows[0].held_orders:
+        outbox_ids += await holds.release_complete_orders(conn, rows[0].held_orders, settings)
     if len(allocations) > settings.outbox_inline_limit:
         await outbox.wake_relay(conn)
         outbox_ids = []
