@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.heartbeat import heartbeating
 from backorders.contracts import DigestInput, LineNotice, NotifyOutcome
 from backorders.notify import store
 from backorders.notify.service import Notifier
@@ -45,19 +46,21 @@ class NotifyActivities:
 
     @activity.defn(name="notify_line")
     async def notify_line(self, notice: LineNotice) -> NotifyOutcome:
-        outcome = _settled(await self._notifier.notify_line(notice, _holder()), notice.key)
-        if "queued" in outcome.status.split(","):
-            for notification_id in outcome.notification_ids:
-                row = await store.get(self._notifier.engine, notification_id)
-                if row is not None and row.status == "queued" and row.facts.get("digest"):
-                    await self._ensure_digest(DigestInput(row.customer_id, row.send_after))
-        return outcome
+        async with heartbeating():
+            outcome = _settled(await self._notifier.notify_line(notice, _holder()), notice.key)
+            if "queued" in outcome.status.split(","):
+                for notification_id in outcome.notification_ids:
+                    row = await store.get(self._notifier.engine, notification_id)
+                    if row is not None and row.status == "queued" and row.facts.get("digest"):
+                        await self._ensure_digest(DigestInput(row.customer_id, row.send_after))
+            return outcome
 
     @activity.defn(name="deliver_notifications")
     async def deliver(self, ids: list[int]) -> NotifyOutcome:
-        for notification_id in ids:
-            await self._notifier.deliver(notification_id, holder=_holder())
-        return _settled(await self._notifier.outcome(ids), ",".join(map(str, ids)))
+        async with heartbeating():
+            for notification_id in ids:
+                await self._notifier.deliver(notification_id, holder=_holder())
+            return _settled(await self._notifier.outcome(ids), ",".join(map(str, ids)))
 
     @activity.defn(name="send_digest")
     async def send_digest(self, digest: DigestInput) -> int | None:

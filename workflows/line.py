@@ -70,6 +70,10 @@ SEARCH_STATUS = "search-status-v1"
 """Patch: BackorderStatus shows the warehouse steps as `allocated`, and is written only
 when it changes from what the workflow already carries (it starts with it)."""
 NOTIFY_TIMEOUT = timedelta(minutes=5)
+# The message activities heartbeat while they send (`activities.heartbeat`): an attempt
+# lost with its worker, or whose result a restarting server never got, is retried after
+# this, not after NOTIFY_TIMEOUT. The repeat finds the message already sent.
+NOTIFY_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # A message that cannot be sent after a day of trying is given up (and shows as such):
 # it must never hold the line itself up.
 NOTIFY_RETRY = RetryPolicy(
@@ -421,7 +425,8 @@ class LineWorkflow:
         try:
             outcome = await workflow.execute_activity_method(
                 NotifyActivities.notify_line, notice,
-                start_to_close_timeout=NOTIFY_TIMEOUT, retry_policy=NOTIFY_RETRY)
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT, retry_policy=NOTIFY_RETRY)
             if outcome.send_after is not None:  # the customer's quiet hours
                 self._note("notification", f"{notice.event} message held until "
                                            f"{outcome.send_after.isoformat()} (quiet hours)")
@@ -429,7 +434,8 @@ class LineWorkflow:
                                          timedelta(seconds=1)))
                 outcome = await workflow.execute_activity_method(
                     NotifyActivities.deliver, outcome.notification_ids,
-                    start_to_close_timeout=NOTIFY_TIMEOUT, retry_policy=NOTIFY_RETRY)
+                    start_to_close_timeout=NOTIFY_TIMEOUT,
+                    heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT, retry_policy=NOTIFY_RETRY)
             self._note("notification", f"{notice.event} message: {outcome.status}")
         except ActivityError as err:
             self._note("notification", f"{notice.event} message could not be sent: "
