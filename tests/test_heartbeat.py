@@ -40,7 +40,11 @@ async def test_message_activities_heartbeat_while_they_send(monkeypatch):
     for method, arg in ((activities.notify_line, notice), (activities.deliver, [1])):
         env = ActivityEnvironment()
         beats: list[Any] = []
-        env.on_heartbeat = beats.append
+
+        def record(*details: Any, beats: list[Any] = beats) -> None:
+            beats.append(details)
+
+        env.on_heartbeat = record
         outcome = await env.run(method, arg)
         assert outcome.status == "sent"
         assert len(beats) >= 3, beats
