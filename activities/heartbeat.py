@@ -18,10 +18,10 @@ EVERY_SECONDS = 5.0
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(every: float | None = None) -> AsyncIterator[None]:
+async def heartbeating() -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
-            await asyncio.sleep(every or EVERY_SECONDS)
+            await asyncio.sleep(EVERY_SECONDS)
             activity.heartbeat()
 
     task = asyncio.create_task(beat())

@@ -26,9 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.line import (
         DISPATCH_RETRY,
         HEARTBEAT_TIMEOUT,
-        NOTIFY_HEARTBEAT_TIMEOUT,
-        NOTIFY_RETRY,
-        NOTIFY_TIMEOUT,
+        NOTIFY_OPTIONS,
         STEP_TIMEOUT,
     )
 
@@ -66,9 +64,7 @@ class BareLine:
 
     @staticmethod
     async def _message(name: str) -> None:
-        await workflow.execute_activity(bench_step, name, start_to_close_timeout=NOTIFY_TIMEOUT,
-                                        heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT,
-                                        retry_policy=NOTIFY_RETRY)
+        await workflow.execute_activity(bench_step, name, **NOTIFY_OPTIONS)
 
     @workflow.signal
     def allocated(self) -> None:
