@@ -4,11 +4,13 @@ Scenarios, each in its own Temporal namespace with its own worker process so ear
 work cannot slow later figures down:
 
 1. ceiling    bare workflows shaped like a line's life (signal, 4 dispatch activities and
-              3 message activities), no database: N before and N more after the
-              lifecycle, the same burst it gets, timed over a window as long as its
-              own; then N/2 more carrying a line's search attributes and status
-              changes, to show what visibility costs the server
+              3 message activities), no database: N first and N last, the same burst the
+              lifecycle gets, timed over a window as long as its own; then N/2 more
+              carrying a line's search attributes and status changes, to show what
+              visibility costs the server
 2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s;
+              run twice, right after the first ceiling and right before the last, so the
+              ratio rests on two ceiling / lifecycle pairs rather than one run of each
    activities then the same activities for N more lines in one process, without Temporal:
               their CPU per line, to set beside the ceiling's and the lifecycle's
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
@@ -56,7 +58,7 @@ from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle",
-              "bench-allocation", "bench-intake", "bench-scale"]
+              "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale"]
 
 
 async def bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
@@ -206,61 +208,76 @@ async def bench_ceiling(infra: Infra, n: int, namespace: str, *,
     return {"workflows": n, "seconds": seconds, "per_second": n / seconds, **cpu}
 
 
-def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Runs of the same scenario as one: workflows over seconds, CPU weighted by time."""
+def combined(runs: list[dict[str, Any]], count: str = "workflows") -> dict[str, Any]:
+    """Runs of the same scenario as one: workflows (or lines) over seconds, CPU weighted
+    by time, and each run's own rate."""
     seconds = sum(r["seconds"] for r in runs)
-    workflows = sum(r["workflows"] for r in runs)
+    total = sum(r[count] for r in runs)
     shares = {k: sum(r[k] * r["seconds"] for r in runs) / seconds
               for k in runs[0] if k.endswith("_cpu_share")}
-    return {"workflows": workflows, "seconds": seconds, "per_second": workflows / seconds,
+    return {count: total, "seconds": seconds, "per_second": total / seconds,
             "runs": [r["per_second"] for r in runs], **shares}
 
 
 # --- 2. lifecycle -----------------------------------------------------------------------
 
 
-async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int) -> dict[str, Any]:
-    namespace = "bench-lifecycle"
+async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int, run: int = 1
+                          ) -> dict[str, Any]:
+    """`run`: which of the scenario's runs, each with its own namespace, SKU and receipt."""
+    namespace = "bench-lifecycle" if run == 1 else f"bench-lifecycle-{run}"
+    sku, receipt_id = ("BENCH-LC", "LC-1") if run == 1 else (f"BENCH-LC{run}", f"LC-{run}")
     settings = services_settings(infra, namespace)
     proc = infra.worker(namespace)
     client = await connect(infra, namespace)
-    await inventory.put_product(engine, "BENCH-LC", ProductIn())
-    await seed_waiting_lines(engine, "BENCH-LC", n, "lc-")
+    await inventory.put_product(engine, sku, ProductIn())
+    await seed_waiting_lines(engine, sku, n, f"lc{run}-")
     start_seconds = await wait_outbox_drained(engine)
-    await wait_backorders_announced(engine, "BENCH-LC", n)
+    await wait_backorders_announced(engine, sku, n)
     settle(proc.pid, infra)
 
     meter = CpuMeter(worker=proc.pid, server=infra.temporal.pid,  # type: ignore[union-attr, arg-type]
                      postgres=infra.postgres.pid())  # type: ignore[union-attr]
     meter.start()
     started = time.perf_counter()
-    got = await receipts.receive(engine, ReceiptIn(receipt_id="LC-1", sku="BENCH-LC",
-                                                   quantity=n), settings)
+    got = await receipts.receive(engine, ReceiptIn(receipt_id=receipt_id, sku=sku, quantity=n),
+                                 settings)
     await outbox.OutboxDeliverer(engine, client, settings).deliver(got.outbox_ids)
     await wait_closed(client, n)
     seconds = time.perf_counter() - started
     cpu = meter.stop()
 
+    params = {"sku": sku, "receipt_id": receipt_id}
     async with engine.connect() as conn:
         shipped, handovers = (await conn.execute(sa.text(
             """
-            SELECT (SELECT sum(shipped_quantity) FROM order_lines WHERE sku = 'BENCH-LC'),
-                   (SELECT sum(handovers) FROM sim_warehouse_tasks)
-            """))).one()
-    assert shipped == n and handovers == n, (shipped, handovers)
-    async with engine.connect() as conn:
+            SELECT (SELECT sum(shipped_quantity) FROM order_lines WHERE sku = :sku),
+                   (SELECT sum(t.handovers) FROM sim_warehouse_tasks t
+                    JOIN allocations a ON a.id = t.allocation_id WHERE a.sku = :sku)
+            """), params)).one()
         waits = (await conn.execute(sa.text(
             """
             SELECT extract(epoch FROM n.sent_at - r.received_at) AS seconds
-            FROM notifications n JOIN receipts r ON r.receipt_id = 'LC-1'
-            WHERE n.event = 'allocated' AND n.sku = 'BENCH-LC' AND n.sent_at IS NOT NULL
-            """))).scalars().all()
+            FROM notifications n JOIN receipts r ON r.receipt_id = :receipt_id
+            WHERE n.event = 'allocated' AND n.sku = :sku AND n.sent_at IS NOT NULL
+            """), params)).scalars().all()
+    assert shipped == n and handovers == n, (shipped, handovers)
     infra.stop(proc)
-    q = statistics.quantiles([float(w) for w in waits], n=100)
     return {"lines": n, "seconds": seconds, "per_second": n / seconds,
             "workflow_starts_per_second": n / start_seconds,
+            "allocation_message_waits": [float(w) for w in waits], **cpu}
+
+
+def combined_lifecycles(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lifecycle's runs as one, with the receipt-to-message waits of all its lines."""
+    waits = [w for r in runs for w in r.pop("allocation_message_waits")]
+    q = statistics.quantiles(waits, n=100)
+    lines = sum(r["lines"] for r in runs)
+    return {**combined(runs, "lines"),
+            "workflow_starts_per_second": lines / sum(r["lines"] / r["workflow_starts_per_second"]
+                                                      for r in runs),
             "allocation_messages": len(waits), "allocation_message_p50_s": q[49],
-            "allocation_message_p95_s": q[94], "allocation_message_max_s": max(waits), **cpu}
+            "allocation_message_p95_s": q[94], "allocation_message_max_s": max(waits)}
 
 
 async def bench_activities(infra: Infra, engine: AsyncEngine, n: int,
@@ -460,7 +477,7 @@ def table(results: dict[str, Any]) -> str:
         sides = " / ".join(f"{r:.1f}" for r in c.get("runs", []))
         rows.append(("ceiling: bare line-shaped workflows/s", f"{c['per_second']:.1f}",
                      f"{c['workflows']} workflows in {c['seconds']:.1f} s"
-                     + (f" (before / after lifecycle {sides})" if sides else "")
+                     + (f" (first / last {sides})" if sides else "")
                      + f"; {cpu_text(c)}"))
     cv = results.get("ceiling_visible")
     if cv:
@@ -468,9 +485,15 @@ def table(results: dict[str, Any]) -> str:
                      f"{cv['workflows']} workflows in {cv['seconds']:.1f} s; {cpu_text(cv)}"))
     if lc:
         ratio = lc["per_second"] / c["per_second"] if c else float("nan")
+        runs = " / ".join(f"{r:.1f}" for r in lc.get("runs", []))
         rows.append(("lifecycle: lines dispatched/s", f"{lc['per_second']:.1f}",
-                     f"{lc['lines']} lines in {lc['seconds']:.1f} s; {cpu_text(lc)}"))
-        rows.append(("lifecycle / ceiling", f"{ratio:.2f}", "goal >= 0.60"))
+                     f"{lc['lines']} lines in {lc['seconds']:.1f} s"
+                     + (f" (first / second {runs})" if runs else "") + f"; {cpu_text(lc)}"))
+        pairs = ""
+        if c and len(c.get("runs", [])) == len(lc.get("runs", [])) > 1:
+            pairs = "pairs " + " / ".join(f"{b / a:.2f}" for a, b in zip(c["runs"], lc["runs"],
+                                                                        strict=True)) + "; "
+        rows.append(("lifecycle / ceiling", f"{ratio:.2f}", f"{pairs}goal >= 0.60"))
         if cv:
             rows.append(("lifecycle / ceiling with search attributes",
                          f"{lc['per_second'] / cv['per_second']:.2f}",
@@ -543,21 +566,27 @@ async def main(args: argparse.Namespace) -> None:
         def on(name: str) -> bool:
             return wanted is None or name in wanted
 
-        # The bare ceiling is measured before and after the lifecycle, so a machine that
-        # slows down or speeds up mid-run moves both sides of the ratio alike. Each run is
-        # the lifecycle's N woken at once: the same backlog, and together a timed window
-        # as long as the lifecycle's (N/2 a side gave 20 s windows whose speed swung by
-        # a third from run to run on this machine).
+        # Two pairs, in the order ceiling, lifecycle, ..., lifecycle, ceiling: a machine
+        # that slows down or speeds up mid-run moves both sides of the ratio alike, and
+        # the ratio rests on two runs of each. On this machine one run's CPU per
+        # workflow swings by up to a sixth either way from the next, identical run's;
+        # a single pair put the ratio anywhere from 0.5 to 0.7. Each ceiling run is the
+        # lifecycle's N woken at once: the same backlog, and a timed window as long.
         half = max(args.lines // 2, 1)
-        ceilings = []
+        ceilings: list[dict[str, Any]] = []
+        lifecycles: list[dict[str, Any]] = []
         if on("ceiling"):
             ceilings.append(await bench_ceiling(infra, args.lines, "bench-ceiling"))
+        if on("lifecycle"):
+            lifecycles.append(await bench_lifecycle(infra, engine, args.lines, run=1))
+        if on("ceiling"):
             results["ceiling_visible"] = await bench_ceiling(
                 infra, half, "bench-ceiling-visible", visible=True)
-        if on("lifecycle"):
-            results["lifecycle"] = await bench_lifecycle(infra, engine, args.lines)
         if on("activities"):
             results["activities"] = await bench_activities(infra, engine, args.lines)
+        if on("lifecycle"):
+            lifecycles.append(await bench_lifecycle(infra, engine, args.lines, run=2))
+            results["lifecycle"] = combined_lifecycles(lifecycles)
         if on("ceiling"):
             ceilings.append(await bench_ceiling(infra, args.lines, "bench-ceiling-after"))
             results["ceiling"] = combined(ceilings)
