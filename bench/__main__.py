@@ -5,19 +5,21 @@ work cannot slow later figures down:
 
 1. ceiling    bare workflows shaped like a line's life (signal, 4 dispatch activities and
               3 message activities), no database: N first and N last, the same burst the
-              lifecycle gets, timed over a window as long as its own; then N/2 more
-              carrying a line's search attributes and status changes, to show what
-              visibility costs the server
+              lifecycle gets, timed over a window as long as its own
 2. lifecycle  N backordered lines, one receipt allocates them all: lines dispatched per s;
               run twice, right after the first ceiling and right before the last, so the
               ratio rests on two ceiling / lifecycle pairs rather than one run of each
-   activities then the same activities for N more lines in one process, without Temporal:
-              their CPU per line, to set beside the ceiling's and the lifecycle's
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
               worker and server memory with none and 10,000 waiting
 4. intake     orders per second through the HTTP API at fixed concurrency, with latency
 5. scale      (`make bench-scale`, not in the 10-minute default) memory and allocation time
               with 10k and 50k lines waiting
+
+Two diagnostics, to split the ratio's gap, run with `--diagnostics` (or `--only`):
+   visible    N/2 bare workflows carrying a line's search attributes and status changes:
+              what visibility costs the server
+   activities the lifecycle's activities for N lines in one process, without Temporal:
+              their CPU per line, to set beside the ceiling's and the lifecycle's
 
 Prints a table and writes bench/results/bench-<time>.json."""
 
@@ -57,6 +59,8 @@ from bench.infra import CpuMeter, Infra, rss
 from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
+SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "scale"]
+DIAGNOSTICS = ["visible", "activities"]
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle",
               "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale"]
 
@@ -561,10 +565,12 @@ async def main(args: argparse.Namespace) -> None:
         infra.start()
         engine = create_engine(Settings(_env_file=None, database_url=infra.database_url,
                                         db_pool_size=20))
-        wanted = set(args.only.split(",")) if args.only else None
+        wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
+        if args.diagnostics and not args.only:
+            wanted |= set(DIAGNOSTICS)
 
         def on(name: str) -> bool:
-            return wanted is None or name in wanted
+            return name in wanted
 
         # Two pairs, in the order ceiling, lifecycle, ..., lifecycle, ceiling: a machine
         # that slows down or speeds up mid-run moves both sides of the ratio alike, and
@@ -579,7 +585,7 @@ async def main(args: argparse.Namespace) -> None:
             ceilings.append(await bench_ceiling(infra, args.lines, "bench-ceiling"))
         if on("lifecycle"):
             lifecycles.append(await bench_lifecycle(infra, engine, args.lines, run=1))
-        if on("ceiling"):
+        if on("visible"):
             results["ceiling_visible"] = await bench_ceiling(
                 infra, half, "bench-ceiling-visible", visible=True)
         if on("activities"):
@@ -621,11 +627,18 @@ def parse() -> argparse.Namespace:
                         help="waiting-line counts to measure memory and allocation time at "
                              "(none by default: the allocation scenario gives 0 and 10,000); "
                              "`make bench-scale` runs 10000,50000, about 15 minutes")
-    parser.add_argument("--only", help="comma-separated scenarios to run")
+    parser.add_argument("--only", help="comma-separated scenarios to run, of "
+                        + ", ".join(SCENARIOS + DIAGNOSTICS))
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="also run the diagnostics (about a minute more)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the run's PostgreSQL and Temporal data and process logs "
                              "(removed at the end by default)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = set(args.only.split(",")) - set(SCENARIOS + DIAGNOSTICS) if args.only else set()
+    if unknown:
+        parser.error(f"--only: no scenario called {', '.join(sorted(unknown))}")
+    return args
 
 
 if __name__ == "__main__":
