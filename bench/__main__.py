@@ -61,7 +61,7 @@ from worker import simulated_warehouse
 RESULTS = Path(__file__).parent / "results"
 SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "scale"]
 DIAGNOSTICS = ["visible", "activities"]
-NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle",
+NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle-1",
               "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale"]
 
 
@@ -226,11 +226,9 @@ def combined(runs: list[dict[str, Any]], count: str = "workflows") -> dict[str, 
 # --- 2. lifecycle -----------------------------------------------------------------------
 
 
-async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int, run: int = 1
-                          ) -> dict[str, Any]:
+async def bench_lifecycle(infra: Infra, engine: AsyncEngine, n: int, run: int) -> dict[str, Any]:
     """`run`: which of the scenario's runs, each with its own namespace, SKU and receipt."""
-    namespace = "bench-lifecycle" if run == 1 else f"bench-lifecycle-{run}"
-    sku, receipt_id = ("BENCH-LC", "LC-1") if run == 1 else (f"BENCH-LC{run}", f"LC-{run}")
+    namespace, sku, receipt_id = f"bench-lifecycle-{run}", f"BENCH-LC{run}", f"LC-{run}"
     settings = services_settings(infra, namespace)
     proc = infra.worker(namespace)
     client = await connect(infra, namespace)
@@ -565,12 +563,8 @@ async def main(args: argparse.Namespace) -> None:
         infra.start()
         engine = create_engine(Settings(_env_file=None, database_url=infra.database_url,
                                         db_pool_size=20))
-        wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
-        if args.diagnostics and not args.only:
-            wanted |= set(DIAGNOSTICS)
-
         def on(name: str) -> bool:
-            return name in wanted
+            return name in args.scenarios
 
         # Two pairs, in the order ceiling, lifecycle, ..., lifecycle, ceiling: a machine
         # that slows down or speeds up mid-run moves both sides of the ratio alike, and
@@ -635,9 +629,13 @@ def parse() -> argparse.Namespace:
                         help="keep the run's PostgreSQL and Temporal data and process logs "
                              "(removed at the end by default)")
     args = parser.parse_args()
-    unknown = set(args.only.split(",")) - set(SCENARIOS + DIAGNOSTICS) if args.only else set()
-    if unknown:
-        parser.error(f"--only: no scenario called {', '.join(sorted(unknown))}")
+    if args.only:
+        args.scenarios = args.only.split(",")
+        unknown = set(args.scenarios) - set(SCENARIOS + DIAGNOSTICS)
+        if unknown:
+            parser.error(f"--only: no scenario called {', '.join(sorted(unknown))}")
+    else:
+        args.scenarios = SCENARIOS + (DIAGNOSTICS if args.diagnostics else [])
     return args
 
 
