@@ -54,6 +54,7 @@ def build_worker(
     client: Client, engine: AsyncEngine, settings: Settings, warehouse: Warehouse,
     notifier: Notifier | None = None,
 ) -> Worker:
+    runtime.skip_idle_payload_passes()
     dispatch = DispatchActivities(engine, warehouse)
     notify = NotifyActivities(notifier or Notifier(engine, settings), client, settings.task_queue)
     return Worker(

@@ -82,7 +82,7 @@ LINE_LIKE_SEARCH_ATTRIBUTES = TypedSearchAttributes([
 
 
 async def _main() -> None:
-    from backorders.runtime import tune_gc
+    from backorders.runtime import skip_idle_payload_passes, tune_gc
     from backorders.settings import Settings
     from backorders.temporal import connect
     from worker import worker_options
@@ -93,6 +93,7 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    skip_idle_payload_passes()  # as build_worker does
     worker = Worker(client, task_queue=settings.task_queue, workflows=[BareLine],
                     activities=[bench_step], **worker_options(settings))
     tune_gc()  # as worker.py does

@@ -1,8 +1,22 @@
-"""Process tuning for workers."""
+"""Process tuning for workers: the collector, and the SDK's payload passes."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import temporalio.bridge.worker as _bridge_worker
+from temporalio import activity, workflow
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import _runner
 
 from backorders import runtime
 
@@ -16,3 +30,84 @@ def test_a_worker_freezes_what_it_keeps_and_collects_its_young_objects_less_ofte
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+# --- payload passes -------------------------------------------------------------------
+
+
+@activity.defn(name="echo_upper")
+async def _echo_upper(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn(name="PayloadPasses")
+class _PayloadPasses:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return await workflow.execute_activity(
+            _echo_upper, text, start_to_close_timeout=timedelta(seconds=10))
+
+
+class _MarkingCodec(PayloadCodec):
+    """Wraps each payload in one marked as its own, so history shows whether it ran."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [Payload(metadata={"encoding": b"binary/marked"}, data=p.SerializeToString())
+                for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for p in payloads:
+            inner = Payload()
+            inner.ParseFromString(p.data)
+            out.append(inner)
+        return out
+
+
+async def _run_payload_passes(client: Client) -> tuple[str, list[Payload]]:
+    runtime.skip_idle_payload_passes()
+    async with Worker(client, task_queue="payload-passes", workflows=[_PayloadPasses],
+                      activities=[_echo_upper]):
+        handle = await client.start_workflow(_PayloadPasses.run, "fragile", id="passes",
+                                             task_queue="payload-passes")
+        result = await handle.result()
+    history = await handle.fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.input.payloads[0]
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    return result, scheduled
+
+
+async def test_a_worker_without_a_codec_skips_the_sdks_idle_payload_passes(
+    temporal_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch,
+):
+    contexts = 0
+    original = _runner._Instance.get_serialization_context
+
+    def counting(self: Any, command_info: Any) -> Any:
+        nonlocal contexts
+        contexts += 1
+        return original(self, command_info)
+
+    monkeypatch.setattr(_runner._Instance, "get_serialization_context", counting)
+    result, scheduled = await _run_payload_passes(temporal_env.client)
+    assert result == "FRAGILE"
+    assert scheduled[0].metadata["encoding"] == b"json/plain"
+    assert contexts == 0  # every pass works this out per payload, in the sandbox
+
+
+async def test_a_worker_with_a_codec_still_encodes_and_decodes_every_payload(
+    temporal_env: WorkflowEnvironment,
+):
+    config = temporal_env.client.config()
+    config["data_converter"] = dataclasses.replace(DataConverter.default,
+                                                   payload_codec=_MarkingCodec())
+    result, scheduled = await _run_payload_passes(Client(**config))
+    assert result == "FRAGILE"  # decoded on the way into the workflow and back out
+    assert scheduled[0].metadata["encoding"] == b"binary/marked"  # the workflow's command
+
+
+def test_skipping_the_idle_passes_is_done_once_however_often_it_is_asked():
+    runtime.skip_idle_payload_passes()
+    first = (_bridge_worker.decode_activation, _bridge_worker.encode_completion)
+    runtime.skip_idle_payload_passes()
+    assert (_bridge_worker.decode_activation, _bridge_worker.encode_completion) == first
