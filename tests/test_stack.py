@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 
+from backorders import search_attributes
 from backorders.embedded.ports import free_port, port_in_use
+from backorders.embedded.temporal import TemporalDevServer
 from backorders.settings import Settings
 from backorders.stack import Stack
 
@@ -71,3 +73,15 @@ def test_a_waiting_line_survives_stopping_and_starting_the_stack(tmp_path):
         assert line["shipped_quantity"] == 2
     finally:
         second.stop()
+
+
+def test_the_dev_server_serves_search_attributes_from_its_cache_as_production_does(tmp_path):
+    """The CLI's dev server reads search attributes from its database on every use unless
+    told otherwise; ours registers them as it starts, so the cache can serve them.
+    (The test above runs line workflows, which carry them, on a server started so.)"""
+    server = TemporalDevServer(port=free_port(), db_file=tmp_path / "t.db", namespaces=["a"])
+    cmd = server.command()
+    flags = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--dynamic-config-value"]
+    assert "system.forceSearchAttributesCacheRefreshOnRead=false" in flags
+    registered = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--search-attribute"}
+    assert registered == {f"{key.name}=Keyword" for key in search_attributes.ALL}
