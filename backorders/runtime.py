@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import temporalio.bridge.worker as _bridge_worker
@@ -38,34 +39,26 @@ def skip_idle_payload_passes() -> None:
     unchanged, yet they took about a fifth of a line worker's Python time (py-spy,
     `make bench` lifecycle). The SDK has the test for this (`DataConverter.
     _decode_payload_has_effect`, "temporary shortcircuit detection") but does not use
-    it on this path. With a codec or storage configured, the passes run as before.
+    it on this path. We ask that same test, so a later SDK that drops it (its passes
+    having more to do) fails every test here rather than have them skipped. With a
+    codec or storage configured, the passes run as before.
 
     Idempotent; call before a worker starts."""
     if getattr(_bridge_worker.decode_activation, "_skips_idle_passes", False):
         return
-    decode, encode = _bridge_worker.decode_activation, _bridge_worker.encode_completion
+    _bridge_worker.decode_activation = _unless_idle(_bridge_worker.decode_activation)
+    _bridge_worker.encode_completion = _unless_idle(_bridge_worker.encode_completion)
 
-    async def decode_activation(activation: Any, data_converter: DataConverter,
-                                decode_headers: bool,
-                                storage_concurrency_limit: int) -> StorageOperationMetrics:
-        if _passes_are_idle(data_converter):
+
+def _unless_idle(passes: Callable[..., Awaitable[StorageOperationMetrics]],
+                 ) -> Callable[..., Awaitable[StorageOperationMetrics]]:
+    """`passes` (over an activation, or a completion), run only when the converter has
+    a codec or external storage for them to apply: the SDK's own test for that."""
+    async def wrapper(message: Any, data_converter: DataConverter,
+                      *args: Any, **kwargs: Any) -> StorageOperationMetrics:
+        if not data_converter._decode_payload_has_effect:
             return StorageOperationMetrics()
-        return await decode(activation, data_converter, decode_headers,
-                            storage_concurrency_limit)
+        return await passes(message, data_converter, *args, **kwargs)
 
-    async def encode_completion(completion: Any, data_converter: DataConverter,
-                                encode_headers: bool,
-                                storage_concurrency_limit: int) -> StorageOperationMetrics:
-        if _passes_are_idle(data_converter):
-            return StorageOperationMetrics()
-        return await encode(completion, data_converter, encode_headers,
-                            storage_concurrency_limit)
-
-    for wrapper in (decode_activation, encode_completion):
-        wrapper._skips_idle_passes = True  # type: ignore[attr-defined]
-    _bridge_worker.decode_activation = decode_activation
-    _bridge_worker.encode_completion = encode_completion
-
-
-def _passes_are_idle(data_converter: DataConverter) -> bool:
-    return data_converter.payload_codec is None and data_converter.external_storage is None
+    wrapper._skips_idle_passes = True  # type: ignore[attr-defined]
+    return wrapper
