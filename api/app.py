@@ -27,6 +27,7 @@ from backorders import logs
 from backorders.db import create_engine, dispose
 from backorders.services.outbox import OutboxDeliverer
 from backorders.settings import Settings, get_settings
+from backorders.temporal import DATA_CONVERTER
 
 
 def create_app(
@@ -42,7 +43,8 @@ def create_app(
         own_engine = engine is None
         db = engine or create_engine(settings)
         temporal = client or await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True,
+            data_converter=DATA_CONVERTER,
         )
         app.state.services = Services(settings, db, temporal,
                                       OutboxDeliverer(db, temporal, settings))

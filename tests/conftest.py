@@ -22,7 +22,7 @@ from backorders.embedded.ports import free_port
 from backorders.embedded.postgres import EmbeddedPostgres
 from backorders.models import Base
 from backorders.settings import Settings
-from backorders.temporal import ensure_search_attributes
+from backorders.temporal import DATA_CONVERTER, ensure_search_attributes
 from tests.support import RunningWorker, start_worker
 
 pytest_plugins = ["tests.fakes.providers"]  # the `provider_server` fixture
@@ -110,7 +110,8 @@ def test_server_path() -> str:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test (about 0.1 s): it only skips time while no
     task is pending anywhere, so work left by another test would stop its clock."""
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path())
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path(), data_converter=DATA_CONVERTER)
     await ensure_search_attributes(env.client, env.client.namespace)
     yield env
     await env.shutdown()

@@ -34,7 +34,7 @@ from api.app import create_app
 from backorders.db import create_engine, dispose
 from backorders.models import Base
 from backorders.settings import Settings
-from backorders.temporal import ensure_search_attributes
+from backorders.temporal import DATA_CONVERTER, ensure_search_attributes
 from tests.support import make_product, order_body, receive, start_worker
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
@@ -135,7 +135,7 @@ async def serve(settings: Settings) -> AsyncIterator[Served]:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=conftest.test_server_path())
+            test_server_existing_path=conftest.test_server_path(), data_converter=DATA_CONVERTER)
         try:
             await ensure_search_attributes(env.client, env.client.namespace)
             async with start_worker(env.client, engine, settings):

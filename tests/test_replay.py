@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from backorders.temporal import DATA_CONVERTER
 from tests.scenarios import SCENARIOS
 from workflows.digest import DigestWorkflow
 from workflows.line import LineWorkflow
@@ -34,7 +35,7 @@ def test_histories_are_recorded_for_every_scenario():
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_recorded_history_replays_on_current_code(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
@@ -43,7 +44,7 @@ async def test_fresh_history_replays(api, worker, db, temporal_env, scenario):
     recorded = await scenario(api, worker, db, temporal_env)
     for workflow_id in recorded.values():
         history = await worker.client.get_workflow_handle(workflow_id).fetch_history()
-        await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+        await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)
     if os.environ.get("RECORD_HISTORIES"):
         tag = os.environ["RECORD_HISTORIES"]
         for name, workflow_id in recorded.items():

@@ -13,12 +13,13 @@ import temporalio.bridge.worker as _bridge_worker
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import PayloadCodec
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import _runner
 
 from backorders import runtime
+from backorders.temporal import DATA_CONVERTER
 
 
 def test_a_worker_freezes_what_it_keeps_and_collects_its_young_objects_less_often():
@@ -99,7 +100,7 @@ async def test_a_worker_with_a_codec_still_encodes_and_decodes_every_payload(
     temporal_env: WorkflowEnvironment,
 ):
     config = temporal_env.client.config()
-    config["data_converter"] = dataclasses.replace(DataConverter.default,
+    config["data_converter"] = dataclasses.replace(DATA_CONVERTER,
                                                    payload_codec=_MarkingCodec())
     result, scheduled = await _run_payload_passes(Client(**config))
     assert result == "FRAGILE"  # decoded on the way into the workflow and back out
