@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import temporalio.converter._payload_converter as _sdk_converter
+from pydantic import TypeAdapter
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
@@ -101,3 +102,25 @@ async def test_workers_and_the_api_connect_with_our_converter(monkeypatch):
     async with app.router.lifespan_context(app):
         pass
     assert used == [DATA_CONVERTER, DATA_CONVERTER]
+
+
+def test_a_converter_made_for_each_workflow_activation_reuses_the_type_adapters(monkeypatch):
+    """The SDK makes a data converter, and so a payload converter, for every workflow
+    activation: building pydantic's type adapters afresh each time cost more than the
+    default converter saved."""
+    notice = c.LineNotice("l1", "dispatched", "l1:dispatched:a1", AT, None, 0, 1)
+    payloads = DATA_CONVERTER.payload_converter.to_payloads([notice])
+    DATA_CONVERTER.payload_converter.from_payloads(payloads, [c.LineNotice])  # warm
+    built = 0
+    init = TypeAdapter.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal built
+        built += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(TypeAdapter, "__init__", counting)
+    for _ in range(20):
+        per_activation = DataConverter(payload_converter_class=DATA_CONVERTER.payload_converter_class)
+        assert per_activation.payload_converter.from_payloads(payloads, [c.LineNotice]) == [notice]
+    assert built == 0
