@@ -20,7 +20,6 @@ from temporalio.worker.workflow_sandbox import _runner
 
 from backorders import runtime
 from backorders.temporal import DATA_CONVERTER
-from tests.support import start_worker
 
 
 def test_a_worker_freezes_what_it_keeps_and_collects_its_young_objects_less_often():
@@ -119,6 +118,8 @@ async def test_how_long_a_task_waits_for_the_worker_caching_its_workflow_is_conf
         temporal_env, db, settings):
     """Longer spares full replays elsewhere under a burst; shorter resumes a killed
     worker's lines sooner (see `Settings.worker_sticky_queue_timeout_seconds`)."""
+    from tests.support import start_worker  # not at the top: this module has a workflow
+
     patient = settings.model_copy(update={"worker_sticky_queue_timeout_seconds": 30.0})
     async with start_worker(temporal_env.client, db, patient, relay=False) as running:
         configured = running.worker.config()["sticky_queue_schedule_to_start_timeout"]
