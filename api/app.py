@@ -27,7 +27,7 @@ from backorders import logs
 from backorders.db import create_engine, dispose
 from backorders.services.outbox import OutboxDeliverer
 from backorders.settings import Settings, get_settings
-from backorders.temporal import DATA_CONVERTER
+from backorders.temporal import connect
 
 
 def create_app(
@@ -42,10 +42,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
         db = engine or create_engine(settings)
-        temporal = client or await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True,
-            data_converter=DATA_CONVERTER,
-        )
+        temporal = client or await connect(settings, lazy=True)
         app.state.services = Services(settings, db, temporal,
                                       OutboxDeliverer(db, temporal, settings))
         yield

@@ -52,13 +52,14 @@ converter wrote read with the other, so recorded histories and workers of either
 mix."""
 
 
-async def connect(settings: Settings, *, attempts: int = 1) -> Client:
-    """Connect, retrying for a while when the server is still starting."""
+async def connect(settings: Settings, *, attempts: int = 1, lazy: bool = False) -> Client:
+    """Connect, retrying for a while when the server is still starting. `lazy`: connect
+    on first use instead (the API starts whether or not Temporal is up)."""
     for attempt in range(1, attempts + 1):
         try:
             return await Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace,
-                data_converter=DATA_CONVERTER,
+                data_converter=DATA_CONVERTER, lazy=lazy,
             )
         except RuntimeError:
             if attempt == attempts:

@@ -1,5 +1,6 @@
-"""Payloads: every client and worker of ours uses one converter, and what it writes is
-what the SDK's default converter writes and reads (recorded histories, older workers)."""
+"""Payloads: every client and worker of ours uses one converter, and what it writes
+reads back with the SDK's default converter and the other way round (recorded
+histories, older workers)."""
 
 from __future__ import annotations
 
