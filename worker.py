@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.dispatch import DispatchActivities
 from activities.notify import NotifyActivities
@@ -49,6 +49,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "sticky_queue_schedule_to_start_timeout": timedelta(
             seconds=settings.worker_sticky_queue_timeout_seconds),
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(
+            settings.worker_max_workflow_task_polls),
     }
 
 

@@ -15,10 +15,11 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import _runner
 
 from backorders import runtime
+from backorders.settings import Settings
 from backorders.temporal import DATA_CONVERTER
 
 
@@ -124,3 +125,16 @@ async def test_how_long_a_task_waits_for_the_worker_caching_its_workflow_is_conf
     async with start_worker(temporal_env.client, db, patient, relay=False) as running:
         configured = running.worker.config()["sticky_queue_schedule_to_start_timeout"]
     assert configured == timedelta(seconds=30)
+
+
+async def test_a_worker_keeps_as_many_workflow_task_polls_open_as_configured(
+        temporal_env, db, settings):
+    """The SDK's five left a thousand-line burst's tasks queued on the server until their
+    sticky queues timed out (see `Settings.worker_max_workflow_task_polls`)."""
+    from tests.support import start_worker  # not at the top: this module has a workflow
+
+    assert Settings.model_fields["worker_max_workflow_task_polls"].default == 20
+    wider = settings.model_copy(update={"worker_max_workflow_task_polls": 32})
+    async with start_worker(temporal_env.client, db, wider, relay=False) as running:
+        configured = running.worker.config()["workflow_task_poller_behavior"]
+    assert configured == PollerBehaviorSimpleMaximum(32)
