@@ -64,12 +64,14 @@ class Settings(BaseSettings):
     # history when its signal comes. Keeps worker memory flat however many lines wait.
     worker_max_cached_workflows: int = 2_000
     # How long a workflow task waits on the queue of the worker that has its workflow
-    # cached before any worker may take it (and replay the whole history first). Under a
-    # burst of a thousand lines on 2 cores, 30 s did better than the SDK's 10 s in 4 of 5
-    # interleaved pairs (fewer full replays), but a killed worker's lines took 36 s
-    # rather than 16 s to resume in the fault test: the tasks queued for it in its last
-    # 10 s wait this long (after 10 s without polls the server routes new ones elsewhere).
-    worker_sticky_queue_timeout_seconds: float = 10.0
+    # cached before any worker may take it (and replay the whole history first). A
+    # thousand lines woken at once queue their tasks for longer than the SDK's 10 s on
+    # 2 cores: with 10 s every sampled line's history had 2 task timeouts and 10 tasks
+    # (the bare ceiling's 8), and its server CPU per line was 11 ms higher; with 30 s,
+    # none. The price: tasks already queued for a killed worker wait this long before
+    # another worker takes them (the server routes new ones elsewhere after 10 s
+    # without polls); the fault test's killed worker's lines took 36 s rather than 16 s.
+    worker_sticky_queue_timeout_seconds: float = 30.0
     # On shutdown, let running activities finish this long before cancelling them.
     worker_graceful_shutdown_seconds: float = 20.0
 

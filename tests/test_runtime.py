@@ -121,10 +121,11 @@ async def test_how_long_a_task_waits_for_the_worker_caching_its_workflow_is_conf
     worker's lines sooner (see `Settings.worker_sticky_queue_timeout_seconds`)."""
     from tests.support import start_worker  # not at the top: this module has a workflow
 
-    patient = settings.model_copy(update={"worker_sticky_queue_timeout_seconds": 30.0})
-    async with start_worker(temporal_env.client, db, patient, relay=False) as running:
+    assert Settings.model_fields["worker_sticky_queue_timeout_seconds"].default == 30.0
+    prompt = settings.model_copy(update={"worker_sticky_queue_timeout_seconds": 5.0})
+    async with start_worker(temporal_env.client, db, prompt, relay=False) as running:
         configured = running.worker.config()["sticky_queue_schedule_to_start_timeout"]
-    assert configured == timedelta(seconds=30)
+    assert configured == timedelta(seconds=5)
 
 
 async def test_a_worker_keeps_as_many_workflow_task_polls_open_as_configured(
