@@ -115,27 +115,30 @@ def test_skipping_the_idle_passes_is_done_once_however_often_it_is_asked():
     assert (_bridge_worker.decode_activation, _bridge_worker.encode_completion) == first
 
 
+async def _running_worker_config(temporal_env, db, settings, **update) -> dict[str, Any]:
+    """The options a worker built from these settings runs with."""
+    from tests.support import start_worker  # not at the top: this module has a workflow
+
+    changed = settings.model_copy(update=update)
+    async with start_worker(temporal_env.client, db, changed, relay=False) as running:
+        return running.worker.config()
+
+
 async def test_how_long_a_task_waits_for_the_worker_caching_its_workflow_is_configurable(
         temporal_env, db, settings):
     """Longer spares full replays elsewhere under a burst; shorter resumes a killed
     worker's lines sooner (see `Settings.worker_sticky_queue_timeout_seconds`)."""
-    from tests.support import start_worker  # not at the top: this module has a workflow
-
     assert Settings.model_fields["worker_sticky_queue_timeout_seconds"].default == 30.0
-    prompt = settings.model_copy(update={"worker_sticky_queue_timeout_seconds": 5.0})
-    async with start_worker(temporal_env.client, db, prompt, relay=False) as running:
-        configured = running.worker.config()["sticky_queue_schedule_to_start_timeout"]
-    assert configured == timedelta(seconds=5)
+    config = await _running_worker_config(temporal_env, db, settings,
+                                          worker_sticky_queue_timeout_seconds=5.0)
+    assert config["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=5)
 
 
 async def test_a_worker_keeps_as_many_workflow_task_polls_open_as_configured(
         temporal_env, db, settings):
     """The SDK's five left a thousand-line burst's tasks queued on the server until their
     sticky queues timed out (see `Settings.worker_max_workflow_task_polls`)."""
-    from tests.support import start_worker  # not at the top: this module has a workflow
-
     assert Settings.model_fields["worker_max_workflow_task_polls"].default == 20
-    wider = settings.model_copy(update={"worker_max_workflow_task_polls": 32})
-    async with start_worker(temporal_env.client, db, wider, relay=False) as running:
-        configured = running.worker.config()["workflow_task_poller_behavior"]
-    assert configured == PollerBehaviorSimpleMaximum(32)
+    config = await _running_worker_config(temporal_env, db, settings,
+                                          worker_max_workflow_task_polls=32)
+    assert config["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(32)
