@@ -19,10 +19,12 @@ from activities.notify import NotifyActivities
 from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
 from backorders import logs, runtime
 from backorders.db import create_engine, dispose
+from backorders.notify import templates
 from backorders.notify.service import Notifier, relay_staff_alerts
-from backorders.services.outbox import OutboxDeliverer, OutboxRelay
 from backorders.settings import Settings, get_settings
 from backorders.temporal import connect, ensure_search_attributes
+from handoff.deliver import OutboxDeliverer
+from handoff.relay import OutboxRelay
 from workflows.digest import DigestWorkflow
 from workflows.line import LineWorkflow
 
@@ -71,6 +73,7 @@ def build_worker(
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
+    templates.check_all()  # a broken template stops the worker before it takes any work
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(dispose, engine)

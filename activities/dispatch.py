@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.warehouse import Warehouse, WarehouseTask
-from backorders.contracts import StepInput, StepResult
+from backorders.contracts.activities import StepInput, StepResult
 from backorders.domain.lifecycle import AllocationStatus, has_reached
 from backorders.services import dispatch
 from backorders.services.dispatch import StepOutcome

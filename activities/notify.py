@@ -12,15 +12,13 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.heartbeat import heartbeating
-from backorders.contracts import DigestInput, LineNotice, NotifyOutcome
+from backorders.contracts import digest
+from backorders.contracts.activities import LineNotice, NotifyOutcome
+from backorders.contracts.digest import DigestInput
 from backorders.notify import store
 from backorders.notify.service import Notifier
 
 log = logging.getLogger(__name__)
-
-
-def digest_workflow_id(customer_id: str, send_at_iso: str) -> str:
-    return f"digest-{customer_id}-{send_at_iso}"
 
 
 def _settled(outcome: NotifyOutcome, what: str) -> NotifyOutcome:
@@ -63,21 +61,19 @@ class NotifyActivities:
             return _settled(await self._notifier.outcome(ids), ",".join(map(str, ids)))
 
     @activity.defn(name="send_digest")
-    async def send_digest(self, digest: DigestInput) -> int | None:
-        digest_id = await self._notifier.send_digest(digest.customer_id, digest.send_at,
+    async def send_digest(self, request: DigestInput) -> int | None:
+        digest_id = await self._notifier.send_digest(request.customer_id, request.send_at,
                                                      _holder())
         if digest_id is not None:
             _settled(await self._notifier.outcome([digest_id]), f"digest {digest_id}")
         return digest_id
 
-    async def _ensure_digest(self, digest: DigestInput) -> None:
+    async def _ensure_digest(self, request: DigestInput) -> None:
         """One digest workflow per customer and send time; a second start finds it."""
-        from workflows.digest import DigestWorkflow
-
         try:
             await self._client.start_workflow(
-                DigestWorkflow.run, digest,
-                id=digest_workflow_id(digest.customer_id, digest.send_at.isoformat()),
+                digest.WORKFLOW_TYPE, request,
+                id=digest.workflow_id(request.customer_id, request.send_at),
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=timedelta(seconds=10))

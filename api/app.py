@@ -25,9 +25,9 @@ from api.routes import (
 )
 from backorders import logs
 from backorders.db import create_engine, dispose
-from backorders.services.outbox import OutboxDeliverer
 from backorders.settings import Settings, get_settings
 from backorders.temporal import connect
+from handoff.deliver import OutboxDeliverer
 
 
 def create_app(

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from backorders.services.outbox import OutboxDeliverer
 from backorders.settings import Settings
+from handoff.deliver import OutboxDeliverer
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from backorders import logs, migrate
+from backorders import logs
 from backorders.embedded.ports import port_in_use
-from backorders.embedded.postgres import EmbeddedPostgres
-from backorders.embedded.temporal import TemporalDevServer
+from backorders.embedded.servers import LocalServers, PortTaken
 from backorders.settings import Settings
 
 log = logging.getLogger("backorders.stack")
@@ -35,8 +34,7 @@ class Stack:
         self.settings = settings
         self.data_dir = settings.data_dir.absolute()
         self.env = dict(os.environ if env is None else env)
-        self.postgres: EmbeddedPostgres | None = None
-        self.temporal: TemporalDevServer | None = None
+        self.servers = LocalServers(self.data_dir)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._owns_data_dir = False
 
@@ -67,35 +65,25 @@ class Stack:
     def _record(self) -> None:
         if not self._owns_data_dir:
             return
+        temporal = self.servers.temporal
         self._lock_file.write_text(json.dumps({
             "runner": os.getpid(),
             "children": {name: p.pid for name, p in self.children.items()}
-            | ({"temporal": self.temporal.pid} if self.temporal and self.temporal.pid else {}),
+            | ({"temporal": temporal.pid} if temporal and temporal.pid else {}),
         }))
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._claim()
         s = self.settings
-        if "DATABASE_URL" not in self.env:
-            self.postgres = EmbeddedPostgres(self.data_dir / "pg", port=s.embedded_pg_port)
-            if port_in_use(s.embedded_pg_port) and not self.postgres.is_running():
-                raise SystemExit(f"port {s.embedded_pg_port} is taken; set EMBEDDED_PG_PORT")
-            self.postgres.start()
-            self.postgres.ensure_database("backorders")
-            self.env["DATABASE_URL"] = self.postgres.url_for("backorders")
-        database_url = Settings(database_url=self.env["DATABASE_URL"]).database_url
-        migrate.upgrade(database_url)
-        log.info("database schema is up to date")
-
-        if "TEMPORAL_ADDRESS" not in self.env:
-            self.temporal = TemporalDevServer(
-                port=s.temporal_port, ui_port=s.temporal_ui_port,
-                db_file=self.data_dir / "temporal.db", log_file=self.data_dir / "temporal.log",
-            )
-            self.temporal.start()
-            self._record()
-            self.env["TEMPORAL_ADDRESS"] = self.temporal.address
+        try:
+            self.env["DATABASE_URL"], self.env["TEMPORAL_ADDRESS"] = self.servers.start(
+                "backorders", pg_port=s.embedded_pg_port, temporal_port=s.temporal_port,
+                ui_port=s.temporal_ui_port, database_url=self.env.get("DATABASE_URL"),
+                temporal_address=self.env.get("TEMPORAL_ADDRESS"))
+        except PortTaken as exc:
+            raise SystemExit(f"{exc}; set EMBEDDED_PG_PORT") from None
+        self._record()
 
         if port_in_use(s.api_port, s.api_host):
             raise SystemExit(f"port {s.api_port} is taken; set API_PORT")
@@ -130,20 +118,20 @@ class Stack:
                 raise RuntimeError(f"the {name} exited with status {proc.returncode}")
 
     def banner(self) -> str:
-        s = self.settings
+        s, temporal = self.settings, self.servers.temporal
         lines = [
             "",
             "Backorders is running",
             f"  API           http://{s.api_host}:{s.api_port}   (OpenAPI docs at /docs)",
         ]
-        if self.temporal is not None:
-            lines.append(f"  Temporal UI   http://{self.temporal.host}:{s.temporal_ui_port}"
+        if temporal is not None:
+            lines.append(f"  Temporal UI   http://{temporal.host}:{s.temporal_ui_port}"
                          f"   (namespace {s.temporal_namespace})")
         lines.append(f"  Temporal      {self.env['TEMPORAL_ADDRESS']}"
-                     + ("   (dev server, state in .data/temporal.db)" if self.temporal else ""))
+                     + ("   (dev server, state in .data/temporal.db)" if temporal else ""))
         database = self.env["DATABASE_URL"]
         lines.append(f"  PostgreSQL    {database}"
-                     + ("   (embedded, data in .data/pg)" if self.postgres else ""))
+                     + ("   (embedded, data in .data/pg)" if self.servers.postgres else ""))
         lines.append(f"  Worker        pid {self.children['worker'].pid}, "
                      f"task queue {s.task_queue!r}")
         lines += ["", "Press Ctrl-C to stop.", ""]
@@ -166,10 +154,7 @@ class Stack:
                 log.warning("%s did not stop in time; killing it", name)
                 proc.kill()
                 proc.wait()
-        if self.temporal is not None:
-            self.temporal.stop()
-        if self.postgres is not None:
-            self.postgres.stop()
+        self.servers.stop()
         if self._owns_data_dir:
             self._lock_file.unlink(missing_ok=True)
 

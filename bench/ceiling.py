@@ -78,7 +78,7 @@ LINE_LIKE_SEARCH_ATTRIBUTES = TypedSearchAttributes([
     SearchAttributePair(keys.CUSTOMER_TIER, "standard"),
     SearchAttributePair(keys.BACKORDER_STATUS, "backordered"),
 ])
-"""What a line workflow starts with (see `outbox.initial_search_attributes`)."""
+"""What a line workflow starts with (see `contracts.line.start_search_attributes`)."""
 
 
 async def _main() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from backorders import migrate
 from backorders.embedded.ports import free_port, port_in_use
 from backorders.embedded.postgres import EmbeddedPostgres
+from backorders.embedded.servers import LocalServers
 from backorders.embedded.temporal import TemporalDevServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,25 +31,23 @@ class Infra:
     run leaves a few hundred MB of PostgreSQL and Temporal data otherwise)."""
     keep: bool = False
     """Keep the default temporary directory, to read the processes' logs afterwards."""
-    postgres: EmbeddedPostgres | None = None
-    temporal: TemporalDevServer | None = None
     database_url: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.dir = self.workdir or Path(tempfile.mkdtemp(prefix="bench-"))
+        self.servers = LocalServers(self.dir)
+
+    @property
+    def postgres(self) -> EmbeddedPostgres | None:
+        return self.servers.postgres
+
+    @property
+    def temporal(self) -> TemporalDevServer | None:
+        return self.servers.temporal
 
     def start(self) -> None:
-        self.postgres = EmbeddedPostgres(self.dir / "pg", port=free_port())
-        self.postgres.start()
-        self.postgres.ensure_database("bench")
-        self.database_url = self.postgres.url_for("bench")
-        migrate.upgrade(self.database_url)
-        self.temporal = TemporalDevServer(
-            port=free_port(), ui_port=None, db_file=self.dir / "temporal.db",
-            log_file=self.dir / "temporal.log", namespaces=self.namespaces,
-        )
-        self.temporal.start()
+        self.database_url, _ = self.servers.start("bench", namespaces=self.namespaces)
 
     def env(self, namespace: str, **extra: str) -> dict[str, str]:
         assert self.temporal is not None
@@ -110,10 +108,7 @@ class Infra:
     def shutdown(self) -> None:
         for proc in self.processes:
             self.stop(proc)
-        if self.temporal is not None:
-            self.temporal.stop()
-        if self.postgres is not None:
-            self.postgres.stop(mode="immediate")
+        self.servers.stop(postgres_mode="immediate")
         if self.workdir is None and not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         elif self.workdir is None:

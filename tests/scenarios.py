@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from activities.notify import digest_workflow_id
+from backorders.contracts import digest
 from tests.support import eventually, make_product, order_body, place, receive, rows, wait_settled
 from workflows.line import LineWorkflow
 
@@ -93,9 +93,9 @@ async def quiet_hours_and_daily_digest(api: Any, worker: Any, db: Any,
     await receive(api, "REC-6-A", "REC-6", 2)
     for order in (night, daily):
         await _finish(worker, order["lines"][0]["workflow_id"])
-    digest = digest_workflow_id("daily", queued.send_after.isoformat())
-    await worker.client.get_workflow_handle(digest).result()
-    return {"quiet_hours_line": night["lines"][0]["workflow_id"], "daily_digest": digest}
+    digest_id = digest.workflow_id("daily", queued.send_after)
+    await worker.client.get_workflow_handle(digest_id).result()
+    return {"quiet_hours_line": night["lines"][0]["workflow_id"], "daily_digest": digest_id}
 
 
 async def held_for_ship_complete_then_released(api: Any, worker: Any, db: Any,

@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from backorders.notify.service import Notifier, relay_staff_alerts
-from backorders.services.outbox import OutboxDeliverer, OutboxRelay
 from backorders.settings import Settings
+from handoff.deliver import OutboxDeliverer
+from handoff.relay import OutboxRelay
 from worker import build_worker, simulated_warehouse
 
 T = TypeVar("T")
@@ -52,6 +53,17 @@ async def start_worker(
             stop.set()
             for task in tasks:
                 await task
+
+
+class HandedOff:
+    """A write's `hand_off` that keeps the outbox rows instead of delivering them, for
+    tests that deliver by hand (or not at all)."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    async def __call__(self, outbox_ids: list[int]) -> None:
+        self.ids += outbox_ids
 
 
 async def eventually(

@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.dispatch import DispatchActivities
 from activities.warehouse import WarehouseTask
-from backorders.contracts import StepInput
+from backorders.contracts.activities import StepInput
 from backorders.domain.lifecycle import AllocationStatus
 from backorders.schemas import CancelIn, OrderIn, ProductIn, StockCountIn
 from backorders.services import dispatch, inventory, orders

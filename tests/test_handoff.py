@@ -16,10 +16,20 @@ from temporalio.client import (
     StartWorkflowInput,
 )
 
+from backorders.contracts.line import AllocationRef, StartLine
 from backorders.embedded.ports import free_port
 from backorders.schemas import CancelIn, OrderIn, ProductIn, ReceiptIn
 from backorders.services import inventory, orders, outbox, receipts
-from tests.support import check_invariants, eventually, rows, scalar, start_worker, wait_settled
+from handoff.deliver import OutboxDeliverer
+from tests.support import (
+    HandedOff,
+    check_invariants,
+    eventually,
+    rows,
+    scalar,
+    start_worker,
+    wait_settled,
+)
 from workflows.line import LineWorkflow
 
 
@@ -49,9 +59,10 @@ async def test_relay_starts_lines_and_delivers_allocations_the_writer_never_hand
     state = await handle.query(LineWorkflow.state)
     assert (state.status, state.waiting_quantity) == ("backordered", 2)
 
-    result = await receipts.receive(db, ReceiptIn(receipt_id="HR-1", sku="HAND-1", quantity=2),
-                                    settings)
-    assert result.outbox_ids  # the writer was supposed to deliver these, and did not
+    handed = HandedOff()
+    await receipts.receive(db, ReceiptIn(receipt_id="HR-1", sku="HAND-1", quantity=2),
+                           settings, hand_off=handed)
+    assert handed.ids  # the writer was supposed to deliver these, and did not
     final = await handle.result()
     assert (final.status, final.shipped_quantity) == ("dispatched", 2)
     assert placed.created
@@ -63,9 +74,10 @@ async def test_large_receipts_go_straight_to_the_relay(db, worker, settings):
     await inventory.put_product(db, "HAND-2", ProductIn())
     for n in range(5):
         await orders.place_order(db, _order(f"L-{n}", "HAND-2", 1), small)
-    result = await receipts.receive(db, ReceiptIn(receipt_id="BIG", sku="HAND-2", quantity=5),
-                                    small)
-    assert result.outbox_ids == []  # too many to deliver inline: left to the relay, at once
+    handed = HandedOff()
+    await receipts.receive(db, ReceiptIn(receipt_id="BIG", sku="HAND-2", quantity=5), small,
+                           hand_off=handed)
+    assert handed.ids == []  # too many to deliver inline: left to the relay, at once
     due = await scalar(db, "SELECT count(*) FROM outbox WHERE kind = 'line.allocated' "
                            "AND available_at <= created_at")
     assert due == 5
@@ -77,13 +89,14 @@ async def test_a_message_delivered_twice_is_applied_once(db, worker, settings):
     await inventory.put_product(db, "HAND-3", ProductIn())
     await orders.place_order(db, _order("D-1", "HAND-3", 3), settings)
     await eventually(lambda: _undelivered(db), lambda n: n == 0)
-    got = await receipts.receive(db, ReceiptIn(receipt_id="DR-1", sku="HAND-3", quantity=1),
-                                 settings)
-    deliverer = outbox.OutboxDeliverer(db, worker.client, settings)
+    got = HandedOff()
+    await receipts.receive(db, ReceiptIn(receipt_id="DR-1", sku="HAND-3", quantity=1),
+                           settings, hand_off=got)
+    deliverer = OutboxDeliverer(db, worker.client, settings)
     for _ in range(3):  # the writer delivers, crashes before marking it, and retries
         async with db.begin() as conn:
             await conn.execute(sa.text("UPDATE outbox SET delivered_at = NULL"))
-        await deliverer.deliver(got.outbox_ids)
+        await deliverer.deliver(got.ids)
     line = (await rows(db, "SELECT workflow_id FROM order_lines"))[0]
     handle = worker.client.get_workflow_handle_for(LineWorkflow.run, line.workflow_id)
     state = await eventually(lambda: handle.query(LineWorkflow.state),
@@ -97,16 +110,17 @@ async def test_a_message_delivered_twice_is_applied_once(db, worker, settings):
 async def test_a_cancel_that_overtakes_its_allocation_wins(db, temporal_env, settings):
     await inventory.put_product(db, "HAND-4", ProductIn())
     async with start_worker(temporal_env.client, db, settings, relay=False) as running:
-        deliverer = outbox.OutboxDeliverer(db, running.client, settings)
-        placed = await orders.place_order(db, _order("O-1", "HAND-4", 2), settings)
-        await deliverer.deliver(placed.outbox_ids)
-        allocated = await receipts.receive(
-            db, ReceiptIn(receipt_id="OR-1", sku="HAND-4", quantity=2), settings)
-        cancelled = await orders.cancel_order(db, placed.order_id, CancelIn(reason="test"),
-                                              settings)
+        deliverer = OutboxDeliverer(db, running.client, settings)
+        placed = await orders.place_order(db, _order("O-1", "HAND-4", 2), settings,
+                                          hand_off=deliverer.deliver)
+        allocated, cancelled = HandedOff(), HandedOff()
+        await receipts.receive(db, ReceiptIn(receipt_id="OR-1", sku="HAND-4", quantity=2),
+                               settings, hand_off=allocated)
+        await orders.cancel_order(db, placed.order_id, CancelIn(reason="test"), settings,
+                                  hand_off=cancelled)
         # Deliver the cancellation first, then the allocation it cancelled.
-        await deliverer.deliver(cancelled.outbox_ids)
-        await deliverer.deliver(allocated.outbox_ids)
+        await deliverer.deliver(cancelled.ids)
+        await deliverer.deliver(allocated.ids)
         line = (await rows(db, "SELECT workflow_id FROM order_lines"))[0]
         final = await running.client.get_workflow_handle_for(
             LineWorkflow.run, line.workflow_id).result()
@@ -120,13 +134,14 @@ async def test_a_cancel_that_overtakes_its_allocation_wins(db, temporal_env, set
 async def test_messages_that_keep_failing_go_dead_and_ops_can_replay_them(db, api, worker,
                                                                           settings):
     await inventory.put_product(db, "HAND-5", ProductIn())
-    placed = await orders.place_order(db, _order("F-1", "HAND-5", 1), settings)
+    placed = HandedOff()
+    await orders.place_order(db, _order("F-1", "HAND-5", 1), settings, hand_off=placed)
     # Temporal unreachable: every attempt fails until the message is declared dead.
     nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
-    failing = outbox.OutboxDeliverer(db, nowhere, settings.model_copy(
+    failing = OutboxDeliverer(db, nowhere, settings.model_copy(
         update={"outbox_max_attempts": 2}))
     for _ in range(2):
-        report = await failing.deliver(placed.outbox_ids)
+        report = await failing.deliver(placed.ids)
         assert report.failed == 1
     dead = (await api.get("/ops/outbox", params={"state": "dead"})).json()
     assert dead["total"] == 1
@@ -152,16 +167,17 @@ async def test_a_message_for_a_line_that_does_not_exist_goes_dead_without_holdin
     """The outbox has no foreign key to lines: a message naming no line (a bug, a hand
     edit) must fail like any undeliverable one, not break the batch it was claimed in."""
     await inventory.put_product(db, "HAND-6", ProductIn())
-    placed = await orders.place_order(db, _order("G-1", "HAND-6", 1), settings)
+    placed = HandedOff()
+    await orders.place_order(db, _order("G-1", "HAND-6", 1), settings, hand_off=placed)
     ghost = uuid.uuid4()
     async with db.begin() as conn:
-        ids = await outbox.enqueue(conn, outbox.START, [(ghost, {})], settings)
-        ids += await outbox.enqueue(conn, outbox.ALLOCATED, [(ghost, {
-            "allocation_id": str(uuid.uuid4()), "quantity": 1, "source": "receipt",
-            "receipt_id": "GHOST"})], settings)
-    deliverer = outbox.OutboxDeliverer(db, worker.client, settings.model_copy(
+        ids = await outbox.enqueue(conn, [(ghost, StartLine())], settings)
+        ids += await outbox.enqueue(conn, [(ghost, AllocationRef(
+            allocation_id=str(uuid.uuid4()), quantity=1, source="receipt",
+            receipt_id="GHOST"))], settings)
+    deliverer = OutboxDeliverer(db, worker.client, settings.model_copy(
         update={"outbox_max_attempts": 1}))
-    report = await deliverer.deliver(placed.outbox_ids + ids)
+    report = await deliverer.deliver(placed.ids + ids)
     assert (report.claimed, report.delivered, report.dead) == (3, 1, 2)
     dead = await rows(db, "SELECT line_id, last_error FROM outbox WHERE dead_at IS NOT NULL")
     assert {r.line_id for r in dead} == {ghost}
@@ -198,26 +214,28 @@ async def test_a_running_line_gets_a_plain_signal_and_an_unstarted_one_is_starte
     config = worker.client.config()
     config["interceptors"] = [counting]
     client = Client(**config)
-    deliverer = outbox.OutboxDeliverer(db, client, settings)
+    deliverer = OutboxDeliverer(db, client, settings)
     await inventory.put_product(db, "HAND-5", ProductIn())
     await orders.place_order(db, _order("P-1", "HAND-5", 1), settings)
     await eventually(lambda: _undelivered(db), lambda n: n == 0, what="the line to start")
 
     # Running: one plain signal, no signal-with-start (which reads the line's input).
-    got = await receipts.receive(db, ReceiptIn(receipt_id="PR-1", sku="HAND-5", quantity=1),
-                                 settings)
-    assert (await deliverer.deliver(got.outbox_ids)).delivered == 1
+    got = HandedOff()
+    await receipts.receive(db, ReceiptIn(receipt_id="PR-1", sku="HAND-5", quantity=1),
+                           settings, hand_off=got)
+    assert (await deliverer.deliver(got.ids)).delivered == 1
     assert counting.calls == ["signal"]
 
     # Not started yet: the signal finds no line, and the signal-with-start starts it.
     placed = await orders.place_order(db, _order("P-2", "HAND-5", 1), settings)
-    got = await receipts.receive(db, ReceiptIn(receipt_id="PR-2", sku="HAND-5", quantity=1),
-                                 settings)
+    got = HandedOff()
+    await receipts.receive(db, ReceiptIn(receipt_id="PR-2", sku="HAND-5", quantity=1),
+                           settings, hand_off=got)
     async with db.begin() as conn:  # keep the relay off both messages
         await conn.execute(sa.text("UPDATE outbox SET available_at = now() + interval '1 hour' "
                                    "WHERE delivered_at IS NULL"))
     counting.calls.clear()
-    assert (await deliverer.deliver(got.outbox_ids)).delivered == 1
+    assert (await deliverer.deliver(got.ids)).delivered == 1
     assert counting.calls == ["signal", "signal_with_start"]
     line = (await rows(db, "SELECT workflow_id FROM order_lines WHERE order_id = :o",
                        o=placed.order_id))[0]

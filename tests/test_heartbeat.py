@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import heartbeat
 from activities.notify import NotifyActivities
-from backorders.contracts import LineNotice, NotifyOutcome
+from backorders.contracts.activities import LineNotice, NotifyOutcome
 from workflows.line import NOTIFY_HEARTBEAT_TIMEOUT, NOTIFY_TIMEOUT
 
 

@@ -9,7 +9,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from backorders.schemas import OrderIn, ProductIn, ReceiptIn
-from backorders.services import inventory, orders, outbox, receipts
+from backorders.services import inventory, orders, receipts
+from handoff.deliver import OutboxDeliverer
 from tests.support import check_invariants, rows, start_worker, wait_settled
 from workflows.line import LineWorkflow
 
@@ -20,16 +21,14 @@ async def test_a_line_received_in_many_lots_continues_as_new_and_keeps_its_count
     short = settings.model_copy(update={"line_history_limit": 40})
     await inventory.put_product(db, "LOTS", ProductIn())
     async with start_worker(temporal_env.client, db, short) as running:
-        placed = await orders.place_order(db, OrderIn.model_validate({
+        deliverer = OutboxDeliverer(db, running.client, short)
+        await orders.place_order(db, OrderIn.model_validate({
             "channel": "web", "order_number": "LOTS-1", "customer": {"id": "c"},
             "lines": [{"sku": "LOTS", "quantity": 8, "unit_price": "1.00"}],
-        }), short)
-        deliverer = outbox.OutboxDeliverer(db, running.client, short)
-        await deliverer.deliver(placed.outbox_ids)
+        }), short, hand_off=deliverer.deliver)
         for n in range(8):
-            got = await receipts.receive(db, ReceiptIn(receipt_id=f"LOT-{n}", sku="LOTS",
-                                                       quantity=1), short)
-            await deliverer.deliver(got.outbox_ids)
+            await receipts.receive(db, ReceiptIn(receipt_id=f"LOT-{n}", sku="LOTS", quantity=1),
+                                   short, hand_off=deliverer.deliver)
             await wait_settled(db)
         workflow_id = (await rows(db, "SELECT workflow_id FROM order_lines"))[0].workflow_id
         handle = running.client.get_workflow_handle_for(LineWorkflow.run, workflow_id)
@@ -48,12 +47,11 @@ async def test_a_dispatch_the_ledger_refuses_fails_the_line_loudly(db, temporal_
     from backorders.schemas import StockCountIn
 
     await inventory.count_stock(db, "LOST", StockCountIn(on_hand=1), settings)
-    placed = await orders.place_order(db, OrderIn.model_validate({
+    # The line's workflow starts, then someone deletes its allocation behind our back.
+    await orders.place_order(db, OrderIn.model_validate({
         "channel": "web", "order_number": "LOST-1", "customer": {"id": "c"},
         "lines": [{"sku": "LOST", "quantity": 1, "unit_price": "1.00"}],
-    }), settings)
-    # The line's workflow starts, then someone deletes its allocation behind our back.
-    await outbox.OutboxDeliverer(db, temporal_env.client, settings).deliver(placed.outbox_ids)
+    }), settings, hand_off=OutboxDeliverer(db, temporal_env.client, settings).deliver)
     async with db.begin() as conn:
         await conn.execute(sa.text("DELETE FROM allocations"))
     async with start_worker(temporal_env.client, db, settings, relay=False) as running:

@@ -3,12 +3,17 @@ loudly, HTML is escaped, the opt-out is always there and dates are honest."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import shutil
 from datetime import date
+from pathlib import Path
 
 import pytest
-from jinja2 import DictLoader, TemplateRuntimeError, UndefinedError
+from jinja2 import DictLoader, FileSystemLoader, TemplateRuntimeError, UndefinedError
 
+from backorders.embedded.ports import free_port
+from backorders.notify import templates
 from backorders.notify.message import Channel, Event
 from backorders.notify.templates import (
     CUSTOMER_CHANNELS,
@@ -22,8 +27,9 @@ from backorders.notify.templates import (
     check_all,
     longdate,
     render,
-    sample_facts,
 )
+from backorders.settings import Settings
+from tests.template_samples import sample_facts
 
 CUSTOMER_EVENTS = [event for event in Event if event not in STAFF_EVENTS]
 EVERY_PAIR = [(event, channel) for event in Event for channel in channels_for(event)]
@@ -92,6 +98,40 @@ def test_staff_event_refuses_sms_and_push(event: Event, channel: Channel) -> Non
 
 def test_check_all_renders_every_event_on_every_applicable_channel() -> None:
     assert set(check_all()) == set(EVERY_PAIR)
+
+
+def _break_templates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
+                     text: str | None) -> None:
+    """Render from a copy of the templates in which `name` says `text` (None: is gone)."""
+    copy = tmp_path / "templates"
+    shutil.copytree(Path(templates.__file__).parent / "templates", copy)
+    if text is None:
+        (copy / name).unlink()
+    else:
+        (copy / name).write_text(text)
+    monkeypatch.setattr(templates, "ENV", ENV.overlay(loader=FileSystemLoader(copy)))
+
+
+@pytest.mark.parametrize(("name", "text", "error"), [
+    ("customer/allocated.txt.j2", "{{ line.colour }}", "allocated on email: UndefinedError"),
+    ("customer/allocated.txt.j2", "{% if line.sku %}", "allocated on email: TemplateSyntaxError"),
+    ("customer/allocated.short.j2", None, "allocated on sms: TemplateNotFound"),
+    ("staff/low_stock.subject.j2", "", "low_stock on email: empty subject"),
+], ids=["undefined", "syntax", "missing", "empty"])
+def test_check_all_names_the_broken_template(monkeypatch, tmp_path, name, text, error) -> None:
+    _break_templates(monkeypatch, tmp_path, name, text)
+    with pytest.raises(RuntimeError, match=f"template for {error}"):
+        check_all()
+
+
+async def test_the_worker_refuses_to_start_with_a_broken_template(monkeypatch, tmp_path) -> None:
+    """It fails before it connects anywhere (nothing listens at its Temporal address)."""
+    import worker
+
+    _break_templates(monkeypatch, tmp_path, "customer/dispatched.html.j2", "{{ line.colour }}")
+    settings = Settings(_env_file=None, temporal_address=f"127.0.0.1:{free_port()}")
+    with pytest.raises(RuntimeError, match="template for dispatched on email"):
+        await asyncio.wait_for(worker.run(settings, asyncio.Event()), timeout=10)
 
 
 # --- Failing loudly ---------------------------------------------------------------------

@@ -14,7 +14,9 @@ from pydantic import TypeAdapter
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
-from backorders import contracts as c
+from backorders.contracts import activities as a
+from backorders.contracts import digest as d
+from backorders.contracts import line as c
 from backorders.settings import Settings
 from backorders.temporal import DATA_CONVERTER, connect
 
@@ -32,17 +34,17 @@ EXAMPLES: list[Any] = [
                 escalate_at_once=True, expected_date=None, held=True),
     c.LineInput("l2", "o2", "SO-2", "retail", "SKU-2", "c2", "standard", 1, 1),
     c.CancelNotice("cancel-1", "customer asked", 1, [ALLOCATION]),
-    c.StepInput("a1", "l1", "SKU-1", 2),
-    c.StepResult("a1", "dispatched", "SIM123"),
-    c.StepResult("a1", "picking"),
+    a.StepInput("a1", "l1", "SKU-1", 2),
+    a.StepResult("a1", "dispatched", "SIM123"),
+    a.StepResult("a1", "picking"),
     PROGRESS,
     c.LineState("l1", "o1", "SO-1", "SKU-1", "c1", "gold", "dispatched", 5, 0, 5, 0, [VIEW],
                 TIMELINE, None, False),
-    c.LineNotice("l1", "allocated", "l1:allocated:a1", AT, "detail", 3, 2),
-    c.LineNotice("l1", "status_update", "l1:status_update:1", AT),
-    c.NotifyOutcome([1, 2], "queued", AT + timedelta(hours=8)),
-    c.NotifyOutcome([], "none"),
-    c.DigestInput("c1", AT),
+    a.LineNotice("l1", "allocated", "l1:allocated:a1", AT, "detail", 3, 2),
+    a.LineNotice("l1", "status_update", "l1:status_update:1", AT),
+    a.NotifyOutcome([1, 2], "queued", AT + timedelta(hours=8)),
+    a.NotifyOutcome([], "none"),
+    d.DigestInput("c1", AT),
     c.EtaNotice("eta-1", "2026-12-01", False, True, True, "purchase order moved"),
     c.DelayNotice("delay-1", "supplier slipped"),
     [1, 2, 3],
@@ -72,15 +74,15 @@ def test_reading_a_payload_does_not_work_out_its_type_again_each_time(monkeypatc
 
     monkeypatch.setattr(typing, "get_type_hints", counting)
     monkeypatch.setattr(_sdk_converter, "get_type_hints", counting)  # imported by name
-    notice = c.LineNotice("l1", "allocated", "l1:allocated:a1", AT, None, 0, 1)
+    notice = a.LineNotice("l1", "allocated", "l1:allocated:a1", AT, None, 0, 1)
 
     def decode_100(converter: DataConverter) -> int:
         nonlocal calls
         payloads = converter.payload_converter.to_payloads([notice])
-        converter.payload_converter.from_payloads(payloads, [c.LineNotice])  # warm
+        converter.payload_converter.from_payloads(payloads, [a.LineNotice])  # warm
         calls = 0
         for _ in range(100):
-            converter.payload_converter.from_payloads(payloads, [c.LineNotice])
+            converter.payload_converter.from_payloads(payloads, [a.LineNotice])
         return calls
 
     assert decode_100(DATA_CONVERTER) == 0
@@ -109,9 +111,9 @@ def test_a_converter_made_for_each_workflow_activation_reuses_the_type_adapters(
     """The SDK makes a data converter, and so a payload converter, for every workflow
     activation: building pydantic's type adapters afresh each time cost more than the
     default converter saved."""
-    notice = c.LineNotice("l1", "dispatched", "l1:dispatched:a1", AT, None, 0, 1)
+    notice = a.LineNotice("l1", "dispatched", "l1:dispatched:a1", AT, None, 0, 1)
     payloads = DATA_CONVERTER.payload_converter.to_payloads([notice])
-    DATA_CONVERTER.payload_converter.from_payloads(payloads, [c.LineNotice])  # warm
+    DATA_CONVERTER.payload_converter.from_payloads(payloads, [a.LineNotice])  # warm
     built = 0
     init = TypeAdapter.__init__
 
@@ -123,5 +125,5 @@ def test_a_converter_made_for_each_workflow_activation_reuses_the_type_adapters(
     monkeypatch.setattr(TypeAdapter, "__init__", counting)
     for _ in range(20):
         per_activation = DataConverter(payload_converter_class=DATA_CONVERTER.payload_converter_class)
-        assert per_activation.payload_converter.from_payloads(payloads, [c.LineNotice]) == [notice]
+        assert per_activation.payload_converter.from_payloads(payloads, [a.LineNotice]) == [notice]
     assert built == 0

@@ -10,10 +10,10 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
-    from backorders.contracts import DigestInput
+    from backorders.contracts.digest import WORKFLOW_TYPE, DigestInput
 
 
-@workflow.defn(name="CustomerDigest")
+@workflow.defn(name=WORKFLOW_TYPE)
 class DigestWorkflow:
     @workflow.run
     async def run(self, digest: DigestInput) -> int | None:

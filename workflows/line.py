@@ -4,13 +4,15 @@ drives every quantity allocated to it through pick, pack and ship.
 Messages arrive at least once and in any order (allocations, cancellations), so every
 signal is idempotent and the accounting does not depend on arrival order. The database
 is the system of record; this workflow follows it and shows it to ops (query and
-search attributes)."""
+search attributes). Everything durable it knows is one `LineProgress`, carried as is
+into the next run when the history grows long."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -21,18 +23,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
     from activities.notify import NotifyActivities
     from backorders import search_attributes as keys
-    from backorders.contracts import (
+    from backorders.contracts.activities import LineNotice, StepInput, StepResult
+    from backorders.contracts.line import (
+        QUERY_STATE,
+        WORKFLOW_TYPE,
         AllocationRef,
         AllocationView,
         CancelNotice,
         DelayNotice,
         EtaNotice,
         LineInput,
-        LineNotice,
         LineProgress,
         LineState,
-        StepInput,
-        StepResult,
+        Signal,
         TimelineEntry,
     )
     from backorders.domain.lifecycle import (
@@ -42,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
         line_status,
         search_status,
     )
+    from backorders.domain.reminders import Fired, Reminders
+    from backorders.domain.steps import STEPS, dispatched_message
     from backorders.notify.message import Event
 
 S = AllocationStatus
@@ -56,15 +61,13 @@ STEP_TIMEOUT = timedelta(minutes=10)
 # Also how soon a step that a dead worker held is retried elsewhere: steps that do not
 # wait on the warehouse finish in milliseconds, and waiting ones heartbeat every second.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-# What a finished step means, as the workflow hears of it once the activity completes.
-STEP_DONE = {
-    S.PICKING: "picked",
-    S.PACKED: "packed",
-    S.AWAITING_SHIPMENT: "labelled, awaiting carrier collection",
-}
 # Timeline entries carried into a continued run; the database keeps the full timeline.
 CARRIED_TIMELINE = 100
 
+# Patches. Retire them as README's "Retiring workflow patches" says: once no line that
+# started before one is running or retained, deprecate_patch it and delete the recorded
+# histories that predate it (tests/histories/*--v1 for NOTIFICATIONS, --v1 to --v3 for
+# SEARCH_STATUS); tests/test_replay.py over the rest proves it safe.
 NOTIFICATIONS = "notifications-v1"
 """Patch: lines started before notifications existed replay without them."""
 SEARCH_STATUS = "search-status-v1"
@@ -98,32 +101,39 @@ DISPATCH_STEPS = (
 )
 
 
-@workflow.defn(name="BackorderLine")
+def _new_line(line: LineInput) -> LineProgress:
+    """A line's first run: everything backordered waits, nothing has happened yet."""
+    return LineProgress(
+        waiting_quantity=line.backordered_quantity, shipped_quantity=0, cancelled_quantity=0,
+        allocations=[], seen_cancels=[], timeline=[],
+        expected_date=line.expected_date, no_supply=line.no_supply, held=line.held,
+    )
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
 class LineWorkflow:
     @workflow.init
     def __init__(self, line: LineInput) -> None:
         self._line = line
-        self._to_dispatch: list[str] = []
+        # In flight in this run only (nothing is when a run continues as new).
+        self._to_dispatch: list[AllocationView] = []
         self._dispatching = 0
-        self._tasks: list[asyncio.Task[None]] = []
-        self._status: LineStatus | None = None
-        self._failure: str | None = None
-        self._held = line.held
-        self._expected_date = line.expected_date
-        self._no_supply = line.no_supply
         self._notices: list[LineNotice] = []
         self._notifying = 0
         self._notifications_on = False
-        progress = line.progress
-        if progress is not None:
-            self._restore(progress)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: str | None = None
+        self._status: LineStatus | None = None  # last written, before SEARCH_STATUS
+        if line.progress is not None:
+            # The input's `held` is where a run starts from: runs continued by earlier
+            # code carried it there alone.
+            self._progress = dataclasses.replace(line.progress, held=line.held)
+            # Nothing was in flight when the previous run continued; resume anything
+            # unfinished all the same (every step is idempotent).
+            self._to_dispatch = [a for a in self._progress.allocations
+                                 if S(a.status) not in TERMINAL]
             return
-        self._waiting = line.backordered_quantity
-        self._shipped = 0
-        self._cancelled = 0
-        self._allocations: dict[str, AllocationView] = {}
-        self._seen_cancels: set[str] = set()
-        self._timeline: list[TimelineEntry] = []
+        self._progress = _new_line(line)
         if line.backordered_quantity:
             self._note("backordered", f"{line.backordered_quantity} unit(s) waiting for stock")
         if line.intake_allocation is not None:
@@ -139,7 +149,7 @@ class LineWorkflow:
         self._publish_status()
         while not self._finished():
             await workflow.wait_condition(
-                lambda: (bool(self._to_dispatch) and not self._held)
+                lambda: self._can_dispatch()
                 or bool(self._notices)
                 or self._finished()
                 or self._failure is not None
@@ -153,87 +163,87 @@ class LineWorkflow:
                 if self._should_continue_as_new():
                     self._note("continued", "history continued in a new run")
                     workflow.continue_as_new(self._continued_input())
-            while self._to_dispatch and not self._held:
+            while self._can_dispatch():
                 self._dispatching += 1
                 self._tasks.append(asyncio.create_task(self._dispatch(self._to_dispatch.pop(0))))
         self._send_notices()
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self._notifying == 0)
-        self._note("closed", f"line closed: {self._shipped} shipped, {self._cancelled} cancelled")
+        progress = self._progress
+        self._note("closed", f"line closed: {progress.shipped_quantity} shipped, "
+                             f"{progress.cancelled_quantity} cancelled")
         return self.state()
 
     # --- messages from the outbox -------------------------------------------------------
 
-    @workflow.signal
+    @workflow.signal(name=Signal.ALLOCATED)
     def allocated(self, ref: AllocationRef) -> None:
-        if ref.allocation_id in self._allocations:
+        if self._allocation(ref.allocation_id) is not None:
             return  # a repeat delivery, or it was cancelled before it reached us
-        self._waiting -= ref.quantity
+        self._progress.waiting_quantity -= ref.quantity
         source = f"receipt {ref.receipt_id}" if ref.receipt_id else ref.source.replace("_", " ")
         self._accept(ref, f"allocated from {source}")
         self._notice(Event.ALLOCATED, f"allocated:{ref.allocation_id}",
                      f"{ref.quantity} unit(s) allocated", quantity=ref.quantity)
         self._publish_status()
 
-    @workflow.signal
+    @workflow.signal(name=Signal.CANCEL)
     def cancel(self, notice: CancelNotice) -> None:
-        if notice.event_id in self._seen_cancels:
+        if not self._first_delivery(notice.event_id):
             return
-        self._seen_cancels.add(notice.event_id)
-        self._waiting -= notice.waiting_quantity
-        self._cancelled += notice.waiting_quantity
+        progress = self._progress
+        progress.waiting_quantity -= notice.waiting_quantity
+        progress.cancelled_quantity += notice.waiting_quantity
         for ref in notice.allocations:
-            allocation = self._allocations.get(ref.allocation_id)
+            allocation = self._allocation(ref.allocation_id)
             if allocation is None:
                 # The cancellation overtook the allocation's own message: count it now.
-                self._waiting -= ref.quantity
-                self._allocations[ref.allocation_id] = AllocationView(
-                    ref.allocation_id, ref.quantity, ref.source, S.CANCELLED.value
-                )
-                self._cancelled += ref.quantity
+                progress.waiting_quantity -= ref.quantity
+                progress.allocations.append(AllocationView(
+                    ref.allocation_id, ref.quantity, ref.source, S.CANCELLED.value))
+                progress.cancelled_quantity += ref.quantity
             elif S(allocation.status) not in TERMINAL:
                 allocation.status = S.CANCELLED.value
-                self._cancelled += allocation.quantity
+                progress.cancelled_quantity += allocation.quantity
         # Held allocations that were cancelled will never dispatch.
-        self._to_dispatch = [a for a in self._to_dispatch
-                             if self._allocations[a].status != S.CANCELLED.value]
+        self._to_dispatch = [a for a in self._to_dispatch if a.status != S.CANCELLED.value]
         total = notice.waiting_quantity + sum(r.quantity for r in notice.allocations)
         self._note("cancelled", f"{total} unit(s) cancelled: {notice.reason}")
         self._notice(Event.CANCELLED, f"cancelled:{notice.event_id}", notice.reason,
                      quantity=total)
         self._publish_status()
 
-    @workflow.signal
+    @workflow.signal(name=Signal.DELAYED)
     def delayed(self, notice: DelayNotice) -> None:
         """Supply for this line slipped: tell the customer, with the new date if known."""
-        if notice.event_id in self._seen_cancels or self._waiting <= 0:  # applied event ids
+        if self._progress.waiting_quantity <= 0 or not self._first_delivery(notice.event_id):
             return
-        self._seen_cancels.add(notice.event_id)
         self._note("delayed", notice.reason)
         self._notice(Event.DELAYED, f"delayed:{notice.event_id}", notice.reason)
 
-    @workflow.signal
+    @workflow.signal(name=Signal.RELEASE)
     def release(self) -> None:
         """The whole ship-complete order is in hand: what this line holds can ship."""
-        if self._held:
-            self._held = False
+        if self._progress.held:
+            self._progress.held = False
             self._note("released", "the whole order is in hand: shipping together")
 
-    @workflow.signal
+    @workflow.signal(name=Signal.EXPECTED)
     def expected(self, notice: EtaNotice) -> None:
         """The expected date was recomputed; the customer hears when it moved a lot."""
-        if notice.event_id in self._seen_cancels or self._waiting <= 0:  # applied event ids
+        progress = self._progress
+        if progress.waiting_quantity <= 0 or not self._first_delivery(notice.event_id):
             return
-        self._seen_cancels.add(notice.event_id)
-        self._expected_date, self._no_supply = notice.expected_date, notice.no_supply
+        progress.expected_date, progress.no_supply = notice.expected_date, notice.no_supply
         self._note("expected_date", notice.reason)
         if notice.tell_customer:
             event = Event.DELAYED if notice.later else Event.STATUS_UPDATE
             self._notice(event, f"expected:{notice.event_id}", notice.reason)
 
-    @workflow.query
+    @workflow.query(name=QUERY_STATE)
     def state(self) -> LineState:
-        line = self._line
+        line, progress = self._line, self._progress
+        waiting = progress.waiting_quantity
         return LineState(
             line_id=line.line_id,
             order_id=line.order_id,
@@ -243,20 +253,20 @@ class LineWorkflow:
             customer_tier=line.customer_tier,
             status=self._current_status().value,
             quantity=line.quantity,
-            waiting_quantity=self._waiting,
-            shipped_quantity=self._shipped,
-            cancelled_quantity=self._cancelled,
-            allocations=list(self._allocations.values()),
-            timeline=list(self._timeline),
-            expected_date=self._expected_date if self._waiting > 0 else None,
-            no_supply=self._no_supply and self._waiting > 0,
+            waiting_quantity=waiting,
+            shipped_quantity=progress.shipped_quantity,
+            cancelled_quantity=progress.cancelled_quantity,
+            allocations=list(progress.allocations),
+            timeline=list(progress.timeline),
+            expected_date=progress.expected_date if waiting > 0 else None,
+            no_supply=progress.no_supply and waiting > 0,
         )
 
     # --- dispatch -----------------------------------------------------------------------
 
-    async def _dispatch(self, allocation_id: str) -> None:
-        allocation = self._allocations[allocation_id]
-        step = StepInput(allocation_id, self._line.line_id, self._line.sku, allocation.quantity)
+    async def _dispatch(self, allocation: AllocationView) -> None:
+        step = StepInput(allocation.allocation_id, self._line.line_id, self._line.sku,
+                         allocation.quantity)
         touched_warehouse = False
         try:
             for activity_method in DISPATCH_STEPS:
@@ -284,7 +294,7 @@ class LineWorkflow:
         except ActivityError as err:
             # Retries are unlimited, so only a non-retryable refusal ends up here: the
             # ledger and this line disagree. Fail loudly rather than wait forever.
-            self._failure = (f"dispatch of allocation {allocation_id} failed: "
+            self._failure = (f"dispatch of allocation {allocation.allocation_id} failed: "
                              f"{err.cause.message if err.cause else err.message}")
             self._note("failed", self._failure)
         finally:
@@ -296,19 +306,22 @@ class LineWorkflow:
             return
         allocation.status = new.value
         if new == S.DISPATCHED:
-            self._shipped += allocation.quantity
+            self._progress.shipped_quantity += allocation.quantity
             allocation.tracking_number = result.tracking_number
-            self._note("dispatched", f"{allocation.quantity} unit(s) dispatched, "
-                                     f"tracking {result.tracking_number}")
+            self._note("dispatched", dispatched_message(allocation.quantity,
+                                                        result.tracking_number))
             self._notice(Event.DISPATCHED, f"dispatched:{allocation.allocation_id}",
                          f"{allocation.quantity} unit(s) dispatched",
                          quantity=allocation.quantity)
         elif new == S.CANCELLED:
-            self._cancelled += allocation.quantity
+            self._progress.cancelled_quantity += allocation.quantity
             self._note("cancelled", f"{allocation.quantity} allocated unit(s) cancelled")
         else:
-            self._note(new.value, f"{allocation.quantity} unit(s) {STEP_DONE[new]}")
+            self._note(new.value, STEPS[new].done_message(allocation.quantity))
         self._publish_status()
+
+    def _can_dispatch(self) -> bool:
+        return bool(self._to_dispatch) and not self._progress.held
 
     # --- continue as new ----------------------------------------------------------------
 
@@ -321,29 +334,9 @@ class LineWorkflow:
         return idle and too_long and not self._finished()
 
     def _continued_input(self) -> LineInput:
-        return dataclasses.replace(self._line, held=self._held, progress=LineProgress(
-            waiting_quantity=self._waiting,
-            shipped_quantity=self._shipped,
-            cancelled_quantity=self._cancelled,
-            allocations=list(self._allocations.values()),
-            seen_cancels=sorted(self._seen_cancels),
-            timeline=self._timeline[-CARRIED_TIMELINE:],
-            expected_date=self._expected_date,
-            no_supply=self._no_supply,
-        ))
-
-    def _restore(self, progress: LineProgress) -> None:
-        self._waiting = progress.waiting_quantity
-        self._shipped = progress.shipped_quantity
-        self._cancelled = progress.cancelled_quantity
-        self._allocations = {a.allocation_id: a for a in progress.allocations}
-        self._seen_cancels = set(progress.seen_cancels)
-        self._timeline = list(progress.timeline)
-        self._expected_date, self._no_supply = progress.expected_date, progress.no_supply
-        # Nothing was in flight when the previous run continued; resume anything unfinished
-        # all the same (every step is idempotent).
-        self._to_dispatch = [a.allocation_id for a in progress.allocations
-                             if S(a.status) not in TERMINAL]
+        progress = dataclasses.replace(self._progress,
+                                       timeline=self._progress.timeline[-CARRIED_TIMELINE:])
+        return dataclasses.replace(self._line, held=progress.held, progress=progress)
 
     # --- notifications ------------------------------------------------------------------
 
@@ -364,51 +357,40 @@ class LineWorkflow:
 
     async def _remind_while_waiting(self) -> None:
         line = self._line
-        since = workflow.now()
-        every = timedelta(hours=line.status_update_hours)
-        next_update = since + every
-        escalate_at = since + timedelta(hours=line.escalate_after_hours)
-        escalated = line.escalate_at_once
-        promise_at = promise_told = None
-        if line.promised_date is not None:
-            promised = date.fromisoformat(line.promised_date)
-            promise_at = datetime.combine(promised + timedelta(days=1), time(0), tzinfo=UTC)
-            promise_told = False
+        reminders = Reminders.start(
+            workflow.now(), status_update_hours=line.status_update_hours,
+            escalate_after_hours=line.escalate_after_hours, escalated=line.escalate_at_once,
+            promised_date=line.promised_date)
         while not self._finished():
-            due = []
-            if self._waiting > 0:
-                due.append(next_update)
-                if not escalated:
-                    due.append(escalate_at)
-            if promise_at is not None and not promise_told:
-                due.append(promise_at)
-            if not due:
+            due = reminders.next_due(waiting=self._progress.waiting_quantity > 0)
+            if due is None:
                 return
-            wait = max(min(due) - workflow.now(), timedelta(seconds=1))
             try:
-                await workflow.wait_condition(self._finished, timeout=wait)
+                await workflow.wait_condition(
+                    self._finished, timeout=max(due - workflow.now(), timedelta(seconds=1)))
                 return
             except TimeoutError:
                 pass
-            now = workflow.now()
-            days = (now - since).days
-            if self._waiting > 0 and now >= next_update:
-                self._notice(Event.STATUS_UPDATE, f"status_update:{int(next_update.timestamp())}",
-                             None, days)
-                next_update += every
-            if self._waiting > 0 and not escalated and now >= escalate_at:
-                escalated = True
-                self._notice(Event.ESCALATION, "escalation:waited",
-                             f"waiting {days} day(s) for {self._waiting} unit(s)", days)
-            if promise_at is not None and not promise_told and now >= promise_at:
-                promise_told = True
-                undelivered = line.quantity - self._shipped - self._cancelled
-                if undelivered > 0:
-                    detail = (f"promised by {line.promised_date}; "
-                              f"{undelivered} unit(s) not yet shipped")
-                    self._note("promise_missed", detail)
-                    self._notice(Event.PROMISE_MISSED, "promise_missed", detail, days)
-                    self._notice(Event.STAFF_PROMISE_MISSED, "promise_missed:staff", detail, days)
+            fired, reminders = reminders.fire(workflow.now(),
+                                              waiting=self._progress.waiting_quantity > 0)
+            self._remind(fired)
+
+    def _remind(self, fired: Fired) -> None:
+        line, progress, days = self._line, self._progress, fired.days_waiting
+        if fired.status_update is not None:
+            self._notice(Event.STATUS_UPDATE,
+                         f"status_update:{int(fired.status_update.timestamp())}", None, days)
+        if fired.escalation:
+            self._notice(Event.ESCALATION, "escalation:waited",
+                         f"waiting {days} day(s) for {progress.waiting_quantity} unit(s)", days)
+        if fired.promise_check:
+            undelivered = line.quantity - progress.shipped_quantity - progress.cancelled_quantity
+            if undelivered > 0:
+                detail = (f"promised by {line.promised_date}; "
+                          f"{undelivered} unit(s) not yet shipped")
+                self._note("promise_missed", detail)
+                self._notice(Event.PROMISE_MISSED, "promise_missed", detail, days)
+                self._notice(Event.STAFF_PROMISE_MISSED, "promise_missed:staff", detail, days)
 
     def _notice(self, event: Event, key: str, detail: str | None, days: int = 0,
                 quantity: int = 0) -> None:
@@ -449,25 +431,39 @@ class LineWorkflow:
     # --- bookkeeping --------------------------------------------------------------------
 
     def _accept(self, ref: AllocationRef, how: str) -> None:
-        self._allocations[ref.allocation_id] = AllocationView(
+        allocation = AllocationView(
             ref.allocation_id, ref.quantity, ref.source, S.ALLOCATED.value, ref.receipt_id
         )
-        self._to_dispatch.append(ref.allocation_id)
+        self._progress.allocations.append(allocation)
+        self._to_dispatch.append(allocation)
         self._note("allocated", f"{ref.quantity} unit(s) {how}")
+
+    def _allocation(self, allocation_id: str) -> AllocationView | None:
+        return next((a for a in self._progress.allocations
+                     if a.allocation_id == allocation_id), None)
+
+    def _first_delivery(self, event_id: str) -> bool:
+        """True the first time an event reaches the line, which records it as applied."""
+        seen = self._progress.seen_cancels
+        at = bisect.bisect_left(seen, event_id)
+        if at < len(seen) and seen[at] == event_id:
+            return False
+        seen.insert(at, event_id)
+        return True
 
     def _finished(self) -> bool:
         return (
-            self._waiting <= 0
+            self._progress.waiting_quantity <= 0
             and not self._to_dispatch
             and self._dispatching == 0
-            and all(S(a.status) in TERMINAL for a in self._allocations.values())
+            and all(S(a.status) in TERMINAL for a in self._progress.allocations)
         )
 
     def _current_status(self) -> LineStatus:
         return line_status(
-            waiting=self._waiting,
-            shipped=self._shipped,
-            in_progress=[a.status for a in self._allocations.values()
+            waiting=self._progress.waiting_quantity,
+            shipped=self._progress.shipped_quantity,
+            in_progress=[a.status for a in self._progress.allocations
                          if S(a.status) not in TERMINAL],
         )
 
@@ -483,6 +479,6 @@ class LineWorkflow:
             workflow.upsert_search_attributes([keys.BACKORDER_STATUS.value_set(status.value)])
 
     def _note(self, kind: str, message: str) -> None:
-        self._timeline.append(TimelineEntry(workflow.now(), kind, message))
+        self._progress.timeline.append(TimelineEntry(workflow.now(), kind, message))
         workflow.logger.info("line %s (%s, order %s): %s", self._line.line_id, self._line.sku,
                              self._line.order_number, message)

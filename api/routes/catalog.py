@@ -20,8 +20,8 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="Stock keeping un
 async def put_product(sku: SkuPath, body: ProductIn, services: ServicesDep,
                       response: Response) -> ProductOut:
     """Create or update a product with its backorder policy and allocation policy."""
-    result = await inventory.put_product(services.engine, sku, body, services.settings)
-    await services.hand_off(result.outbox_ids)
+    result = await inventory.put_product(services.engine, sku, body, services.settings,
+                                         hand_off=services.hand_off)
     response.status_code = 201 if result.created else 200
     return result.product
 
@@ -34,9 +34,8 @@ async def get_product(sku: SkuPath, services: ServicesDep) -> ProductOut:
 @router.put("/inventory/{sku}", response_model=InventoryOut)
 async def count_stock(sku: SkuPath, body: StockCountIn, services: ServicesDep) -> InventoryOut:
     """Set the counted on-hand quantity. An increase serves waiting lines like a receipt."""
-    result = await inventory.count_stock(services.engine, sku, body, services.settings)
-    await services.hand_off(result.outbox_ids)
-    return result.inventory
+    return await inventory.count_stock(services.engine, sku, body, services.settings,
+                                       hand_off=services.hand_off)
 
 
 @router.get("/inventory/{sku}", response_model=InventoryOut)

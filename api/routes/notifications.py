@@ -11,23 +11,18 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import ServicesDep
 from api.params import IdentifierPath
-from backorders.notify import store
-from backorders.notify.message import Channel
 from backorders.schemas import (
     IDENTIFIER_PATTERN,
     DelayIn,
-    NotificationOut,
     NotificationPage,
     PreferencesIn,
     PreferencesOut,
 )
-from backorders.services import delays
-from backorders.services.errors import Forbidden, NotFound
+from backorders.services import delays, notifications, preferences
 
 router = APIRouter(tags=["notifications"])
 
 CustomerPath = IdentifierPath
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 
 
 @router.put("/customers/{customer_id}/preferences", response_model=PreferencesOut)
@@ -35,12 +30,12 @@ async def put_preferences(customer_id: CustomerPath, body: PreferencesIn,
                           services: ServicesDep) -> PreferencesOut:
     """Channels in order, instant or daily digest, quiet hours, opt-outs and segments.
     Honoured from the next message on, including messages already waiting."""
-    return await store.put_preferences(services.engine, customer_id, body)
+    return await preferences.put_preferences(services.engine, customer_id, body)
 
 
 @router.get("/customers/{customer_id}/preferences", response_model=PreferencesOut)
 async def get_preferences(customer_id: CustomerPath, services: ServicesDep) -> PreferencesOut:
-    return await store.get_preferences(services.engine, customer_id)
+    return await preferences.get_preferences(services.engine, customer_id)
 
 
 @router.get("/customers/{customer_id}/opt-out",
@@ -52,11 +47,8 @@ async def opt_out_link(
     services: ServicesDep,
 ) -> dict[str, str]:
     """The link at the foot of every message: opts the customer out of that channel."""
-    secret = services.settings.notify_secret.get_secret_value()
-    if not store.opt_out_valid(secret, customer_id, channel, token):
-        raise Forbidden("invalid_token", "this opt-out link is not valid", field="token")
-    if not await store.opt_out(services.engine, customer_id, Channel(channel)):
-        raise NotFound("unknown_customer", f"no customer {customer_id!r}", field="customer_id")
+    await preferences.opt_out_by_link(services.engine, services.settings, customer_id,
+                                      channel, token)
     return {"customer_id": customer_id, "opted_out": channel}
 
 
@@ -65,12 +57,11 @@ async def sms_inbound(request: Request, services: ServicesDep) -> dict[str, obje
     """The SMS provider's inbound webhook (form-encoded From and Body): a STOP keyword
     opts that number out of SMS at once."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    sender = (form.get("From") or [""])[0].strip()
-    words = (form.get("Body") or [""])[0].strip().upper().split()
-    if sender and words and words[0] in STOP_WORDS:
-        customers = await store.opt_out_phone(services.engine, sender)
-        return {"opted_out": "sms", "customers": customers}
-    return {"opted_out": None, "customers": []}
+    customers = await preferences.sms_reply(services.engine, (form.get("From") or [""])[0],
+                                            (form.get("Body") or [""])[0])
+    if customers is None:
+        return {"opted_out": None, "customers": []}
+    return {"opted_out": "sms", "customers": customers}
 
 
 @router.get("/notifications", response_model=NotificationPage)
@@ -84,19 +75,15 @@ async def list_notifications(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> NotificationPage:
     """What was sent, queued, suppressed (and why) or failed, with timestamps."""
-    rows, total = await store.list_notifications(
-        services.engine, order_id=order_id, customer_id=customer_id, status=status,
-        event=event, limit=limit, offset=offset)
-    return NotificationPage(
-        items=[NotificationOut.model_validate(r._mapping) for r in rows],
-        total=total, limit=limit, offset=offset)
+    return await notifications.list_notifications(services.engine, notifications.NotificationQuery(
+        order_id=order_id, customer_id=customer_id, status=status, event=event, limit=limit,
+        offset=offset))
 
 
 @router.post("/backorders/{line_id}/delay", status_code=202)
 async def record_delay(line_id: uuid.UUID, body: DelayIn,
                        services: ServicesDep) -> dict[str, str]:
     """Supply for a waiting line slipped: its customer is told."""
-    event_id, outbox_ids = await delays.record_delay(services.engine, line_id, body.reason,
-                                                     services.settings)
-    await services.hand_off(outbox_ids)
+    event_id = await delays.record_delay(services.engine, line_id, body.reason,
+                                         services.settings, hand_off=services.hand_off)
     return {"line_id": str(line_id), "event_id": event_id}

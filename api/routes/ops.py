@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import ServicesDep
-from backorders.services import outbox
+from backorders.services import outbox_ops
 from backorders.services.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/ops", tags=["operations"])
@@ -43,8 +43,8 @@ async def list_outbox(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> OutboxPage:
     """Messages to line workflows: `dead` ones gave up after repeated failures."""
-    items, total = await outbox.list_messages(services.engine, state=state, limit=limit,
-                                              offset=offset)
+    items, total = await outbox_ops.list_messages(services.engine, state=state, limit=limit,
+                                                  offset=offset)
     return OutboxPage(items=[OutboxMessage(**i) for i in items], total=total)
 
 
@@ -53,12 +53,12 @@ async def replay_outbox(
     message_id: Annotated[int, Path(ge=1)], services: ServicesDep
 ) -> OutboxMessage:
     """Deliver a dead message again (workflows ignore repeats, so this is always safe)."""
-    if await outbox.get_message(services.engine, message_id) is None:
+    if await outbox_ops.get_message(services.engine, message_id) is None:
         raise NotFound("unknown_message", f"no outbox message {message_id}", field="message_id")
-    if not await outbox.replay(services.engine, message_id, services.settings):
+    if not await outbox_ops.replay(services.engine, message_id, services.settings):
         raise Conflict("already_delivered", f"message {message_id} was already delivered",
                        field="message_id")
     await services.hand_off([message_id])
-    message = await outbox.get_message(services.engine, message_id)
+    message = await outbox_ops.get_message(services.engine, message_id)
     assert message is not None
     return OutboxMessage(**message)

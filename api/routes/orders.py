@@ -29,11 +29,11 @@ async def place_order(body: OrderIn, services: ServicesDep, response: Response) 
     Idempotent per (channel, order_number): the same request again answers the same
     order with 200 and `Idempotent-Replayed: true`; a different request with the same
     number is refused with 409."""
-    result = await orders.place_order(services.engine, body, services.settings)
+    result = await orders.place_order(services.engine, body, services.settings,
+                                      hand_off=services.hand_off)
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    await services.hand_off(result.outbox_ids)
     return await views.get_order(services.engine, result.order_id)
 
 
@@ -61,7 +61,6 @@ async def cancel_order(
 ) -> OrderOut:
     """Cancel whatever has not begun its hand-over to the carrier; freed units go to the
     next waiting lines. Safe to repeat."""
-    result = await orders.cancel_order(services.engine, order_id, body or CancelIn(),
-                                       services.settings)
-    await services.hand_off(result.outbox_ids)
+    await orders.cancel_order(services.engine, order_id, body or CancelIn(), services.settings,
+                              hand_off=services.hand_off)
     return await views.get_order(services.engine, order_id)

@@ -20,11 +20,11 @@ async def post_receipt(body: ReceiptIn, services: ServicesDep, response: Respons
     """Add received units and allocate them to the SKU's waiting lines in queue order.
 
     Idempotent per receipt_id: a replay answers the first result and allocates nothing."""
-    result = await receipts.receive(services.engine, body, services.settings)
+    result = await receipts.receive(services.engine, body, services.settings,
+                                    hand_off=services.hand_off)
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    await services.hand_off(result.outbox_ids)
     return result.receipt
 
 

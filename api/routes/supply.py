@@ -17,7 +17,7 @@ from backorders.schemas import (
     RefundOut,
     SupplierOut,
 )
-from backorders.services import inventory, supply
+from backorders.services import inventory, purchase_orders, suppliers
 
 router = APIRouter(tags=["supply"])
 
@@ -32,30 +32,29 @@ async def put_purchase_order(po_number: PoPath, body: PurchaseOrderIn, services:
     """The purchase order as the ERP has it now: expected dates, quantities, lines left
     out (cancelled), or `status: cancelled`. Waiting lines are re-dated at once and
     customers whose date moved by more than a day are told."""
-    po, created, outbox_ids = await supply.put_purchase_order(
-        services.engine, po_number, body, services.settings)
-    await services.hand_off(outbox_ids)
+    po, created = await purchase_orders.put_purchase_order(
+        services.engine, po_number, body, services.settings, hand_off=services.hand_off)
     response.status_code = 201 if created else 200
     return po
 
 
 @router.get("/purchase-orders/{po_number}", response_model=PurchaseOrderOut)
 async def get_purchase_order(po_number: PoPath, services: ServicesDep) -> PurchaseOrderOut:
-    return await supply.get_purchase_order(services.engine, po_number)
+    return await purchase_orders.get_purchase_order(services.engine, po_number)
 
 
 @router.get("/suppliers", response_model=list[SupplierOut])
 async def list_suppliers(services: ServicesDep) -> list[SupplierOut]:
     """Suppliers ranked by the waiting they caused (late days times units that went
     straight to waiting lines), then by on-time rate."""
-    return await supply.list_suppliers(services.engine)
+    return await suppliers.list_suppliers(services.engine)
 
 
 @router.get("/suppliers/{supplier_id}/performance", response_model=SupplierOut)
 async def supplier_performance(supplier_id: SupplierPath, services: ServicesDep) -> SupplierOut:
     """Per SKU: promised versus actual receipt dates, on-time rate, average and worst
     delay, and the backorder unit-days caused."""
-    return await supply.supplier_performance(services.engine, supplier_id)
+    return await suppliers.supplier_performance(services.engine, supplier_id)
 
 
 @router.get("/refunds", response_model=list[RefundOut])

@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backorders import queue
-from backorders.contracts import LineNotice, NotifyOutcome
+from backorders.contracts.activities import LineNotice, NotifyOutcome
 from backorders.db import Direct, autocommit, direct_once, direct_transaction, query
+from backorders.domain import queue
 from backorders.models import PENDING_STAFF_ALERTS
 from backorders.notify import store
 from backorders.notify.channels import (

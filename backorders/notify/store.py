@@ -1,6 +1,7 @@
 """The notification store in PostgreSQL: preferences, one row per message (keyed by its
 idempotency key, so an event is recorded and sent at most once), and the lease that
-keeps two workers from sending the same message at the same moment."""
+keeps two workers from sending the same message at the same moment. Storage only: rows
+in and rows out; the preferences API (schemas, refusals) is `services.preferences`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hmac
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backorders.db import Direct, autocommit, direct_one, query
 from backorders.notify.message import Channel
 from backorders.notify.routing import Attempt, Contact, Preferences, Route
-from backorders.schemas import PreferencesIn, PreferencesOut, QuietHours
-from backorders.services.errors import NotFound
 
 LEASE_SECONDS = 120
 """How long a sender holds a message before another may take it over (it crashed)."""
@@ -86,6 +85,63 @@ async def load_recipient(conn: AsyncConnection | Direct,
     return recipient_of((await query(conn, _RECIPIENT, {"id": customer_id}))[0])
 
 
+_KNOWN = sa.text("SELECT 1 FROM customers WHERE id = :id")
+
+
+async def customer_known(conn: AsyncConnection, customer_id: str) -> bool:
+    return (await conn.execute(_KNOWN, {"id": customer_id})).scalar_one_or_none() is not None
+
+
+_PREFERENCES = sa.text("SELECT * FROM customer_preferences WHERE customer_id = :id")
+
+
+async def preferences_row(conn: AsyncConnection, customer_id: str) -> Any | None:
+    """The customer's stored preferences; None when they have set none (the defaults)."""
+    return (await conn.execute(_PREFERENCES, {"id": customer_id})).one_or_none()
+
+
+_ENSURE_CUSTOMER = sa.text("INSERT INTO customers (id) VALUES (:id) ON CONFLICT DO NOTHING")
+_SAVE_PREFERENCES = sa.text(
+    """
+    INSERT INTO customer_preferences (customer_id, channels, digest, timezone,
+        quiet_start, quiet_end, opted_out, segments, push_token, app_active_until)
+    VALUES (:id, :channels, :digest, :tz, :qs, :qe, :opted_out, :segments, :push,
+            :active)
+    ON CONFLICT (customer_id) DO UPDATE SET
+        channels = EXCLUDED.channels, digest = EXCLUDED.digest,
+        timezone = EXCLUDED.timezone, quiet_start = EXCLUDED.quiet_start,
+        quiet_end = EXCLUDED.quiet_end, opted_out = EXCLUDED.opted_out,
+        segments = EXCLUDED.segments, push_token = EXCLUDED.push_token,
+        app_active_until = EXCLUDED.app_active_until, updated_at = now()
+    RETURNING *
+    """
+)
+
+
+async def save_preferences(
+    conn: AsyncConnection,
+    customer_id: str,
+    *,
+    channels: list[str],
+    digest: str,
+    timezone: str,
+    quiet_start: time | None,
+    quiet_end: time | None,
+    opted_out: list[str],
+    segments: list[str],
+    push_token: str | None,
+    app_active_until: datetime | None,
+) -> Any:
+    """Replace the customer's preferences and return the stored row; a customer not seen
+    in an order yet is created, so a shop can set preferences at sign-up."""
+    await conn.execute(_ENSURE_CUSTOMER, {"id": customer_id})
+    return (await conn.execute(_SAVE_PREFERENCES, {
+        "id": customer_id, "channels": channels, "digest": digest, "tz": timezone,
+        "qs": quiet_start, "qe": quiet_end, "opted_out": opted_out, "segments": segments,
+        "push": push_token, "active": app_active_until,
+    })).one()
+
+
 # --- opt-out links ---------------------------------------------------------------------
 
 
@@ -101,9 +157,7 @@ def opt_out_valid(secret: str, customer_id: str, channel: str, token: str) -> bo
 async def opt_out(engine: AsyncEngine, customer_id: str, channel: Channel) -> bool:
     """Honoured at once: every later send reads preferences afresh."""
     async with engine.begin() as conn:
-        known = (await conn.execute(sa.text("SELECT 1 FROM customers WHERE id = :id"),
-                                    {"id": customer_id})).scalar_one_or_none()
-        if known is None:
+        if not await customer_known(conn, customer_id):
             return False
         await conn.execute(sa.text(
             """
@@ -277,19 +331,24 @@ NOTIFICATION_COLUMNS = (
 )
 
 
-async def list_notifications(
-    engine: AsyncEngine,
-    *,
-    order_id: uuid.UUID | None = None,
-    customer_id: str | None = None,
-    status: str | None = None,
-    event: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[Any], int]:
-    where, params = ["true"], {"limit": limit, "offset": offset}
-    for column, value in (("order_id", order_id), ("customer_id", customer_id),
-                          ("status", status), ("event", event)):
+@dataclass(frozen=True)
+class NotificationQuery:
+    """Which messages to list (each filter given must match), in the order they were
+    recorded, a page at a time."""
+    order_id: uuid.UUID | None = None
+    customer_id: str | None = None
+    status: str | None = None
+    event: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+async def list_notifications(engine: AsyncEngine,
+                             query: NotificationQuery) -> tuple[list[Any], int]:
+    """A page of messages and how many match in all."""
+    where, params = ["true"], {"limit": query.limit, "offset": query.offset}
+    for column, value in (("order_id", query.order_id), ("customer_id", query.customer_id),
+                          ("status", query.status), ("event", query.event)):
         if value is not None:
             where.append(f"{column} = :{column}")
             params[column] = value
@@ -301,66 +360,3 @@ async def list_notifications(
             ORDER BY created_at, id LIMIT :limit OFFSET :offset
             """), params)).all()
     return list(rows), (rows[0].total if rows else 0)
-
-
-# --- the preferences API -------------------------------------------------------------
-
-
-def _preferences_out(customer_id: str, row: Any) -> PreferencesOut:
-    if row is None:
-        defaults = PreferencesIn()
-        return PreferencesOut(customer_id=customer_id, channels=defaults.channels,
-                              digest=defaults.digest, timezone=defaults.timezone,
-                              quiet_hours=None, opted_out=[], segments=[], push_token=None,
-                              app_active_until=None, updated_at=datetime.now().astimezone())
-    quiet = (QuietHours(start=row.quiet_start, end=row.quiet_end)
-             if row.quiet_start is not None and row.quiet_end is not None else None)
-    return PreferencesOut(
-        customer_id=customer_id, channels=list(row.channels), digest=row.digest,
-        timezone=row.timezone, quiet_hours=quiet, opted_out=list(row.opted_out),
-        segments=list(row.segments), push_token=row.push_token,
-        app_active_until=row.app_active_until, updated_at=row.updated_at)
-
-
-async def put_preferences(engine: AsyncEngine, customer_id: str,
-                          body: PreferencesIn) -> PreferencesOut:
-    """Replace the customer's preferences; a customer not seen in an order yet is
-    created, so a shop can set preferences at sign-up."""
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            "INSERT INTO customers (id) VALUES (:id) ON CONFLICT DO NOTHING"), {"id": customer_id})
-        row = (await conn.execute(sa.text(
-            """
-            INSERT INTO customer_preferences (customer_id, channels, digest, timezone,
-                quiet_start, quiet_end, opted_out, segments, push_token, app_active_until)
-            VALUES (:id, :channels, :digest, :tz, :qs, :qe, :opted_out, :segments, :push,
-                    :active)
-            ON CONFLICT (customer_id) DO UPDATE SET
-                channels = EXCLUDED.channels, digest = EXCLUDED.digest,
-                timezone = EXCLUDED.timezone, quiet_start = EXCLUDED.quiet_start,
-                quiet_end = EXCLUDED.quiet_end, opted_out = EXCLUDED.opted_out,
-                segments = EXCLUDED.segments, push_token = EXCLUDED.push_token,
-                app_active_until = EXCLUDED.app_active_until, updated_at = now()
-            RETURNING *
-            """), {
-                "id": customer_id, "channels": list(body.channels), "digest": body.digest,
-                "tz": body.timezone,
-                "qs": body.quiet_hours.start if body.quiet_hours else None,
-                "qe": body.quiet_hours.end if body.quiet_hours else None,
-                "opted_out": list(body.opted_out), "segments": list(body.segments),
-                "push": body.push_token, "active": body.app_active_until,
-            })).one()
-    return _preferences_out(customer_id, row)
-
-
-async def get_preferences(engine: AsyncEngine, customer_id: str) -> PreferencesOut:
-    async with autocommit(engine).connect() as conn:
-        known = (await conn.execute(sa.text("SELECT 1 FROM customers WHERE id = :id"),
-                                    {"id": customer_id})).scalar_one_or_none()
-        if known is None:
-            raise NotFound("unknown_customer", f"no customer {customer_id!r}",
-                           field="customer_id")
-        row = (await conn.execute(sa.text(
-            "SELECT * FROM customer_preferences WHERE customer_id = :id"),
-            {"id": customer_id})).one_or_none()
-    return _preferences_out(customer_id, row)

@@ -11,21 +11,24 @@ The wording lives in Jinja2 templates under `templates/`, one file per event and
 
 A template problem must fail loudly rather than send a broken message: an undefined
 variable raises (`StrictUndefined`), printing `None` raises, and a customer message
-cannot be rendered without its opt-out. `check_all()` renders everything with sample
-facts so a worker can refuse to start with a broken template.
+cannot be rendered without its opt-out. `check_all()` renders every event on every
+channel with facts made from the fields' types; the worker runs it as it starts, so it
+refuses to start with a broken template.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from jinja2 import (
     Environment,
     PackageLoader,
     StrictUndefined,
+    TemplateError,
     TemplateRuntimeError,
     select_autoescape,
 )
@@ -148,6 +151,11 @@ def is_staff(event: Event) -> bool:
 def channels_for(event: Event) -> tuple[Channel, ...]:
     """The channels `event` can be rendered for."""
     return STAFF_CHANNELS if is_staff(event) else CUSTOMER_CHANNELS
+
+
+def facts_needed(event: Event) -> tuple[str, ...]:
+    """The facts `render(event, ...)` cannot do without, by keyword."""
+    return _NEEDS[event] if is_staff(event) else (*_NEEDS[event], "opt_out")
 
 
 # --- Filters --------------------------------------------------------------------------
@@ -277,8 +285,7 @@ def render(
         "opt_out": opt_out,
     }
     audience = "staff" if is_staff(event) else "customer"
-    needs = _NEEDS[event] if is_staff(event) else (*_NEEDS[event], "opt_out")
-    missing = [name for name in needs if not facts[name]]
+    missing = [name for name in facts_needed(event) if not facts[name]]
     if missing:
         raise ValueError(f"{event} needs {', '.join(missing)}")
 
@@ -295,84 +302,63 @@ def render(
     return Rendered(subject=subject, text=text, html=html)
 
 
-# --- Sample facts and the start-up check ----------------------------------------------
+# --- The start-up check --------------------------------------------------------------
 
-SAMPLE_OPT_OUT = OptOut(url="https://example.com/unsubscribe?c=C-1&t=abc", keyword="STOP")
+_PROBE_OPT_OUT = OptOut(url="https://example.com/unsubscribe?c=probe&t=probe", keyword="STOP")
+_PROBE_VALUES: dict[type, Any] = {int: 2, date: date(2026, 3, 3)}
+"""A value for each type of fact but text, which gets the field's own name."""
+_Facts = TypeVar("_Facts")
 
 
-def sample_facts(event: Event, *, sparse: bool = False) -> dict[str, Any]:
-    """Keyword arguments for `render(event, ...)`. `sparse` leaves out everything optional
-    (no name, no dates, no queue position, no tracking) so both sides of every `if` run."""
-    customer = CustomerFacts(id="C-1", name=None if sparse else "Ada", tier=None if sparse else "gold")
-    line = LineFacts(
-        order_number="1001",
-        sku="KET-BLUE",
-        product_name=None if sparse else "Blue kettle",
-        quantity=5,
-        backordered_quantity=3,
-        shipped_quantity=2,
-        status="backordered",
-        queue_position=None if sparse else 4,
-        units_ahead=None if sparse else 9,
-        expected_date=None if sparse else date(2026, 3, 3),
-        tracking_number=None if sparse else "1Z999AA10123456784",
-        reason=None if sparse else "our supplier's shipment was held at the port",
-        days_waiting=0 if sparse else 12,
-        promised_date=None if sparse else date(2026, 2, 24),
-        allocated_quantity=3,
-        cancelled_quantity=1,
-    )
-    second = LineFacts(
-        order_number="1002",
-        sku="MUG-RED",
-        product_name=None if sparse else "Red mug",
-        quantity=2,
-        backordered_quantity=0,
-        shipped_quantity=2,
-        status="dispatched",
-        queue_position=None,
-        units_ahead=None,
-        expected_date=None,
-    )
-    stock = StockFacts(
-        sku="KET-BLUE",
-        product_name=None if sparse else "Blue kettle",
-        on_hand=4,
-        available=1,
-        waiting_units=30,
-        waiting_lines=11,
-        threshold=None if sparse else 5,
-        incoming_units=0 if sparse else 12,
-    )
-    receipt = ReceiptFacts(
-        receipt_id="GR-77", sku="KET-BLUE", quantity=20, allocated_quantity=14, lines_served=6,
-        to_stock_quantity=6,
-    )
+def _probe(cls: type[_Facts], *, sparse: bool) -> _Facts:
+    """`cls` (a facts dataclass) with every field filled with a value of its type; with
+    `sparse`, every field that may be missing is left at None or its default instead."""
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        kinds = get_args(hints[f.name]) or (hints[f.name],)
+        if sparse and (type(None) in kinds or f.default is not dataclasses.MISSING):
+            values[f.name] = None if f.default is dataclasses.MISSING else f.default
+        else:
+            kind = next(k for k in kinds if k is not type(None))
+            if kind is not str and kind not in _PROBE_VALUES:
+                raise TypeError(f"no probe value for {cls.__name__}.{f.name} ({kind})")
+            values[f.name] = f.name if kind is str else _PROBE_VALUES[kind]
+    return cls(**values)
+
+
+def _probe_facts(event: Event, *, sparse: bool) -> dict[str, Any]:
+    """Keyword arguments for `render(event, ...)`, made by `_probe`."""
+    line = _probe(LineFacts, sparse=sparse)
     facts: dict[str, Any] = {
-        "customer": customer,
+        "customer": _probe(CustomerFacts, sparse=sparse),
         "line": line,
-        "lines": [line, second],
-        "stock": stock,
-        "receipt": receipt,
+        "lines": [line],
+        "stock": _probe(StockFacts, sparse=sparse),
+        "receipt": _probe(ReceiptFacts, sparse=sparse),
+        "opt_out": _PROBE_OPT_OUT,
     }
-    wanted = {name: facts[name] for name in _NEEDS[event]}
-    if not is_staff(event):
-        wanted["opt_out"] = SAMPLE_OPT_OUT
-    return wanted
+    return {name: facts[name] for name in facts_needed(event)}
 
 
 _LEFTOVER = ("{{", "}}", "{%", "%}", "{#", "None", "Undefined")
 
 
 def check_all() -> dict[tuple[Event, Channel], Rendered]:
-    """Render every event on every channel it goes to, with full and with sparse sample
-    facts, and check the results: no leftover template syntax, no "None", the opt-out on
-    every customer email and SMS. Raises on the first problem; returns the full renders."""
+    """Render every event on every channel it goes to, with every fact filled in and with
+    every optional fact left out, and check the results: no leftover template syntax, no
+    "None", the opt-out on every customer email and SMS. Raises RuntimeError naming the
+    template on the first problem (a missing or broken file included); returns the full
+    renders."""
     results: dict[tuple[Event, Channel], Rendered] = {}
     for event in Event:
         for channel in channels_for(event):
             for sparse in (True, False):
-                rendered = render(event, channel, **sample_facts(event, sparse=sparse))
+                try:
+                    rendered = render(event, channel, **_probe_facts(event, sparse=sparse))
+                except TemplateError as exc:
+                    raise RuntimeError(f"template for {event} on {channel}: "
+                                       f"{type(exc).__name__}: {exc}") from exc
                 _check(event, channel, rendered)
             results[event, channel] = rendered
     return results
@@ -393,11 +379,11 @@ def _check(event: Event, channel: Channel, rendered: Rendered) -> None:
         fail("HTML only for email")
     if is_staff(event):
         return
-    if channel in (Channel.EMAIL, Channel.LOG) and SAMPLE_OPT_OUT.url not in rendered.text:
+    if channel in (Channel.EMAIL, Channel.LOG) and _PROBE_OPT_OUT.url not in rendered.text:
         fail("no unsubscribe link in the text")
     if channel is Channel.EMAIL and rendered.html is not None:
-        escaped = SAMPLE_OPT_OUT.url.replace("&", "&amp;")
+        escaped = _PROBE_OPT_OUT.url.replace("&", "&amp;")
         if f'href="{escaped}"' not in rendered.html:
             fail("no unsubscribe link in the HTML")
-    if channel is Channel.SMS and f"Reply {SAMPLE_OPT_OUT.keyword}" not in rendered.text:
+    if channel is Channel.SMS and f"Reply {_PROBE_OPT_OUT.keyword}" not in rendered.text:
         fail("no opt-out keyword in the SMS")

@@ -3,7 +3,8 @@
 One set-based statement walks the queue with a running sum, takes units from the front
 until they run out (filling the last line partially if need be), writes the allocation
 ledger, the lines' timeline and the hand-off outbox together, so 10,000 waiting lines
-are served in one round trip. The caller holds the SKU's stock lock."""
+are served in one round trip. Called by `units.units_changed`, which holds the SKU's
+stock lock and saves the stock row afterwards."""
 
 from __future__ import annotations
 
@@ -11,13 +12,39 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backorders.contracts.line import AllocationRef
 from backorders.domain.lifecycle import status_after_allocation
-from backorders.queue import queue_order_by
-from backorders.services import holds, outbox
-from backorders.services.stock import StockRow, save
-from backorders.settings import Settings
+from backorders.domain.queue import queue_order_by
+from backorders.services.outbox import kind_of, sql_payload
+from backorders.services.stock import StockRow
+from backorders.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ReceivedLot:
+    receipt_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Restock:
+    """Units that became free, and where they came from."""
+
+    source: str
+    """receipt, stock_count or release (freed by a cancellation)"""
+    label: str
+    """How the lines' timeline names it: "receipt R-1", "a stock count"."""
+    receipt: ReceivedLot | None = None
+
+    @property
+    def receipt_id(self) -> str | None:
+        return self.receipt.receipt_id if self.receipt else None
+
+
+_PAYLOAD = sql_payload(AllocationRef, allocation_id="ins.id", quantity="ins.quantity",
+                       source="CAST(:source AS text)", receipt_id="CAST(:receipt_id AS text)")
+"""The `allocated` message, as the line contract has it (also the timeline's data)."""
 
 
 @dataclass
@@ -71,10 +98,7 @@ ins AS (
 ),
 box AS (
     INSERT INTO outbox (kind, line_id, payload, available_at)
-    SELECT 'line.allocated', ins.line_id,
-           jsonb_build_object('allocation_id', ins.id, 'quantity', ins.quantity,
-                              'source', CAST(:source AS text),
-                              'receipt_id', CAST(:receipt_id AS text)),
+    SELECT CAST(:kind AS text), ins.line_id, {payload},
            -- Uncorrelated, so computed once (an InitPlan), not once per row.
            (SELECT CASE WHEN count(*) <= :inline_limit
                         THEN now() + make_interval(secs => :grace) ELSE now() END FROM take)
@@ -92,9 +116,7 @@ events AS (
     INSERT INTO line_events (line_id, kind, message, data)
     SELECT ins.line_id, 'allocated',
            ins.quantity || ' unit(s) allocated from ' || CAST(:label AS text),
-           jsonb_build_object('allocation_id', ins.id, 'quantity', ins.quantity,
-                              'source', CAST(:source AS text),
-                              'receipt_id', CAST(:receipt_id AS text))
+           {payload}
     FROM ins
 )
 SELECT ins.id, ins.line_id, ins.order_id, ins.quantity, ins.queue_position,
@@ -111,30 +133,27 @@ ORDER BY ins.queue_position
 @dataclass
 class AllocationRun:
     allocations: list[Allocated]
-    # Outbox rows the caller should deliver right after commit (empty when left to the relay).
-    inline_outbox_ids: list[int]
+    held_orders: list[uuid.UUID]
+    """Ship-complete orders still held that this run gave units to."""
 
 
-async def allocate_to_queue(
-    conn: AsyncConnection,
-    stock: StockRow,
-    settings: Settings,
-    *,
-    source: str,
-    receipt_id: str | None = None,
-    label: str,
-) -> AllocationRun:
+async def allocate_to_queue(uow: UnitOfWork, stock: StockRow, restock: Restock) -> AllocationRun:
+    """Give the SKU's available units to its waiting lines; `stock` is updated in
+    memory for the caller to save."""
     available = stock.available
     if available <= 0 or stock.backordered <= 0:
         return AllocationRun([], [])
-    result = await conn.execute(
-        sa.text(_ALLOCATE.format(order_by=queue_order_by(stock.allocation_policy))),
+    settings = uow.settings
+    result = await uow.conn.execute(
+        sa.text(_ALLOCATE.format(order_by=queue_order_by(stock.allocation_policy),
+                                 payload=_PAYLOAD)),
         {
             "sku": stock.sku,
             "available": available,
-            "source": source,
-            "receipt_id": receipt_id,
-            "label": label,
+            "kind": kind_of(AllocationRef),
+            "source": restock.source,
+            "receipt_id": restock.receipt_id,
+            "label": restock.label,
             "inline_limit": settings.outbox_inline_limit,
             "grace": settings.outbox_inline_grace_seconds,
             "still_waiting": status_after_allocation(still_waiting=True).value,
@@ -146,11 +165,8 @@ async def allocate_to_queue(
     total = sum(a.quantity for a in allocations)
     stock.reserved += total
     stock.backordered -= total
-    await save(conn, stock)
-    outbox_ids = list(rows[0].outbox_ids) if rows else []
-    if rows and rows[0].held_orders:
-        outbox_ids += await holds.release_complete_orders(conn, rows[0].held_orders, settings)
     if len(allocations) > settings.outbox_inline_limit:
-        await outbox.wake_relay(conn)
-        outbox_ids = []
-    return AllocationRun(allocations, outbox_ids)
+        await uow.leave_to_relay()
+    elif rows:
+        uow.sent(rows[0].outbox_ids)
+    return AllocationRun(allocations, list(rows[0].held_orders or []) if rows else [])

@@ -6,17 +6,21 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backorders.db import transaction
-from backorders.services import lines, outbox
+from backorders.contracts.line import DelayNotice
+from backorders.services import lines, unit_of_work
 from backorders.services.errors import Conflict, NotFound
+from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.settings import Settings
 
 
 async def record_delay(engine: AsyncEngine, line_id: uuid.UUID, reason: str,
-                       settings: Settings) -> tuple[str, list[int]]:
-    async def work(conn: AsyncConnection) -> tuple[str, list[int]]:
+                       settings: Settings, *, hand_off: HandOff | None = None) -> str:
+    """Returns the delay's event id."""
+
+    async def work(uow: UnitOfWork) -> str:
+        conn = uow.conn
         waiting = (await conn.execute(sa.text(
             "SELECT waiting_quantity FROM order_lines WHERE id = :id FOR UPDATE"),
             {"id": line_id})).scalar_one_or_none()
@@ -27,9 +31,7 @@ async def record_delay(engine: AsyncEngine, line_id: uuid.UUID, reason: str,
                            field="line_id")
         event_id = str(uuid.uuid4())
         await lines.record(conn, [lines.Event(line_id, "delayed", reason, {"event_id": event_id})])
-        ids = await outbox.enqueue(conn, outbox.DELAYED, [(line_id, {"event_id": event_id,
-                                                                      "reason": reason})],
-                                   settings)
-        return event_id, ids
+        await uow.send([(line_id, DelayNotice(event_id=event_id, reason=reason))])
+        return event_id
 
-    return await transaction(engine, work)
+    return await unit_of_work.run(engine, settings, work, hand_off)

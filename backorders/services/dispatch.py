@@ -22,16 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backorders.db import Direct, direct_one, direct_transaction, execute, query
 from backorders.domain.lifecycle import TERMINAL, AllocationStatus, has_reached, line_status
+from backorders.domain.steps import STEPS, dispatched_message
 from backorders.services import stock
 
 S = AllocationStatus
-
-_PREVIOUS = {S.PICKING: S.ALLOCATED, S.PACKED: S.PICKING, S.AWAITING_SHIPMENT: S.PACKED}
-_MESSAGES = {
-    S.PICKING: "{q} unit(s) being picked",
-    S.PACKED: "{q} unit(s) packed",
-    S.AWAITING_SHIPMENT: "{q} unit(s) labelled, awaiting carrier collection",
-}
 
 
 class AllocationNotFound(Exception):
@@ -130,12 +124,13 @@ async def advance(
         line, a = await _lock(conn, line_id, allocation_id)
         if a.status is S.CANCELLED or has_reached(a.status, target):
             return StepOutcome(a.status, a.tracking_number)
-        if a.status is not _PREVIOUS[target]:
+        step = STEPS[target]
+        if a.status is not step.comes_after:
             raise OutOfOrder(f"allocation {allocation_id} is {a.status}, cannot become {target}")
         await execute(conn, _ADVANCE, {
             "id": allocation_id, "status": target.value, "line_id": line_id,
             "line_status": line.status_with(allocation_id, target),
-            "message": _MESSAGES[target].format(q=a.quantity),
+            "message": step.ledger_message(a.quantity),
             "data": json.dumps({"allocation_id": str(a.id), "quantity": a.quantity}),
         })
         return StepOutcome(target)
@@ -204,7 +199,7 @@ async def complete_dispatch(
             "id": allocation_id, "q": a.quantity, "sku": sku, "tracking": tracking_number,
             "line_id": line_id,
             "line_status": line.status_with(allocation_id, S.DISPATCHED, shipped=a.quantity),
-            "message": f"{a.quantity} unit(s) dispatched, tracking {tracking_number}",
+            "message": dispatched_message(a.quantity, tracking_number),
             "data": json.dumps({"allocation_id": str(a.id), "quantity": a.quantity,
                                 "tracking_number": tracking_number}),
         })

@@ -7,19 +7,19 @@ import uuid
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backorders.services import lines, outbox
-from backorders.settings import Settings
+from backorders.contracts.line import ReleaseHold
+from backorders.services import lines
+from backorders.services.unit_of_work import UnitOfWork
 
 
-async def release_complete_orders(conn: AsyncConnection, order_ids: Iterable[uuid.UUID],
-                                  settings: Settings) -> list[int]:
+async def release_complete_orders(uow: UnitOfWork, order_ids: Iterable[uuid.UUID]) -> None:
     """Release the ship-complete orders among `order_ids` that no longer wait for any
-    unit; returns the outbox rows telling their lines."""
+    unit, and tell their lines."""
     ids = list(set(order_ids))
     if not ids:
-        return []
+        return
+    conn = uow.conn
     released = (await conn.execute(sa.text(
         """
         UPDATE orders o SET released_at = now()
@@ -29,12 +29,11 @@ async def release_complete_orders(conn: AsyncConnection, order_ids: Iterable[uui
         RETURNING o.id
         """), {"ids": ids})).scalars().all()
     if not released:
-        return []
+        return
     line_ids = (await conn.execute(sa.text(
         "SELECT id FROM order_lines WHERE order_id = ANY(:ids) ORDER BY id"),
         {"ids": list(released)})).scalars().all()
     await lines.record(conn, [lines.Event(line_id, "released",
                                           "every line of the order is in hand: shipping together")
                               for line_id in line_ids])
-    return await outbox.enqueue(conn, outbox.RELEASE, [(line_id, {}) for line_id in line_ids],
-                                settings)
+    await uow.send([(line_id, ReleaseHold()) for line_id in line_ids])

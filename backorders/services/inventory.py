@@ -6,10 +6,8 @@ import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backorders.db import transaction
-from backorders.notify import alerts
 from backorders.schemas import (
     AllocationOut,
     BackorderPolicy,
@@ -18,9 +16,11 @@ from backorders.schemas import (
     ProductOut,
     StockCountIn,
 )
-from backorders.services import orders, stock, supply
-from backorders.services.allocation import allocate_to_queue
+from backorders.services import orders, stock, unit_of_work
+from backorders.services.allocation import Restock
 from backorders.services.errors import Conflict, NotFound
+from backorders.services.unit_of_work import HandOff, UnitOfWork
+from backorders.services.units import units_changed
 from backorders.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -30,18 +30,19 @@ log = logging.getLogger(__name__)
 class ProductResult:
     product: ProductOut
     created: bool
-    outbox_ids: list[int]
     refunds: int = 0
 
 
 async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
-                      settings: Settings | None = None) -> ProductResult:
+                      settings: Settings | None = None, *,
+                      hand_off: HandOff | None = None) -> ProductResult:
     """Create or update a product. Discontinuing it cancels what its lines wait for (units
     already allocated still ship) and records a refund for each; a policy change re-dates
     the queue."""
     settings = settings or get_settings()
 
-    async def work(conn: AsyncConnection) -> ProductResult:
+    async def work(uow: UnitOfWork) -> ProductResult:
+        conn = uow.conn
         row = (
             await conn.execute(
                 sa.text(
@@ -79,29 +80,27 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
             sa.text("INSERT INTO stock (sku) VALUES (:sku) ON CONFLICT DO NOTHING"), {"sku": sku}
         )
         if row.created:
-            return ProductResult(_product_out(row), True, [])
-        await stock.lock(conn, [sku])
-        outbox_ids: list[int] = []
-        refunds = 0
+            return ProductResult(_product_out(row), True)
+        stock_rows = await stock.lock(conn, [sku])
         if body.backorder.discontinued:
-            refunds, outbox_ids = await _discontinue(conn, sku, settings)
-        outbox_ids += await supply.refresh_expected_dates(conn, sku, settings)
-        return ProductResult(_product_out(row), False, outbox_ids, refunds)
+            return ProductResult(_product_out(row), False, await _discontinue(uow, sku))
+        await units_changed(uow, stock_rows.values(), queue_changed=True)  # a new policy
+        return ProductResult(_product_out(row), False)
 
-    return await transaction(engine, work)
+    return await unit_of_work.run(engine, settings, work, hand_off)
 
 
-async def _discontinue(conn: AsyncConnection, sku: str, settings: Settings) -> tuple[int, list[int]]:
+async def _discontinue(uow: UnitOfWork, sku: str) -> int:
+    """Cancel what the SKU's lines wait for; returns the refunds requested."""
+    conn = uow.conn
     waiting = (await conn.execute(sa.text(
         """
         SELECT l.id, l.sku, l.order_id, l.customer_id, l.unit_price FROM order_lines l
         WHERE l.sku = :sku AND l.waiting_quantity > 0 ORDER BY l.id
         """), {"sku": sku})).all()
-    if not waiting:
-        return 0, []
     reason = f"{sku} is discontinued and will not be restocked"
     # Units already in hand still ship: only what would wait for a restock is cancelled.
-    done = await orders.cancel_lines(conn, waiting, reason, settings, waiting_only=True,
+    done = await orders.cancel_lines(uow, waiting, reason, waiting_only=True, skus=[sku],
                                      release_label=f"units freed by discontinuing {sku}")
     refunds = [{"line": ln.id, "order": ln.order_id, "customer": ln.customer_id, "sku": sku,
                 "quantity": done.per_line[ln.id],
@@ -115,7 +114,7 @@ async def _discontinue(conn: AsyncConnection, sku: str, settings: Settings) -> t
             """), refunds)
     log.info("%s discontinued: %d waiting line(s) cancelled, %d refund(s) requested", sku,
              len(done.per_line), len(refunds))
-    return len(refunds), done.outbox_ids
+    return len(refunds)
 
 
 async def list_refunds(engine: AsyncEngine, *, sku: str | None = None,
@@ -175,19 +174,15 @@ async def get_inventory(engine: AsyncEngine, sku: str) -> InventoryOut:
     )
 
 
-@dataclass
-class CountResult:
-    inventory: InventoryOut
-    outbox_ids: list[int]
-
-
 async def count_stock(
-    engine: AsyncEngine, sku: str, body: StockCountIn, settings: Settings
-) -> CountResult:
+    engine: AsyncEngine, sku: str, body: StockCountIn, settings: Settings, *,
+    hand_off: HandOff | None = None,
+) -> InventoryOut:
     """Set the counted on-hand figure. An increase serves the queue like a receipt; a
     count below what is already reserved for customers is refused, not silently oversold."""
 
-    async def work(conn: AsyncConnection) -> CountResult:
+    async def work(uow: UnitOfWork) -> InventoryOut:
+        conn = uow.conn
         row = (await stock.lock(conn, [sku])).get(sku)
         if row is None:
             raise NotFound("unknown_sku", f"no product with SKU {sku!r}", field="sku")
@@ -199,30 +194,20 @@ async def count_stock(
                 field="on_hand",
             )
         delta = body.on_hand - row.on_hand
-        run_allocations: list[AllocationOut] = []
-        outbox_ids: list[int] = []
+        served = []
         if delta:
             row.on_hand = body.on_hand
-            await stock.save(conn, row)
             await stock.record_movement(conn, row, delta, "stock_count", body.reference)
-            run = await allocate_to_queue(
-                conn, row, settings, source="stock_count", label="a stock count"
-            )
-            outbox_ids = run.inline_outbox_ids
-            outbox_ids += await supply.refresh_expected_dates(conn, sku, settings)
-            await alerts.stock_changed(conn, row, settings)
+            settled = await units_changed(uow, [row],
+                                          restock=Restock("stock_count", "a stock count"))
+            served = settled.of(sku)
             log.info("stock count %s: on hand %+d to %d, %d unit(s) allocated to waiting lines",
-                     sku, delta, row.on_hand, sum(a.quantity for a in run.allocations))
-            run_allocations = [
-                AllocationOut(allocation_id=a.allocation_id, line_id=a.line_id,
-                              order_id=a.order_id, quantity=a.quantity)
-                for a in run.allocations
-            ]
-        return CountResult(
-            InventoryOut(sku=sku, on_hand=row.on_hand, reserved=row.reserved,
-                         available=row.available, backordered=row.backordered,
-                         allocated=run_allocations),
-            outbox_ids,
-        )
+                     sku, delta, row.on_hand, sum(a.quantity for a in served))
+        return InventoryOut(
+            sku=sku, on_hand=row.on_hand, reserved=row.reserved, available=row.available,
+            backordered=row.backordered,
+            allocated=[AllocationOut(allocation_id=a.allocation_id, line_id=a.line_id,
+                                     order_id=a.order_id, quantity=a.quantity)
+                       for a in served])
 
-    return await transaction(engine, work)
+    return await unit_of_work.run(engine, settings, work, hand_off)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,14 +18,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backorders.db import transaction
+from backorders.contracts import line as line_contract
+from backorders.contracts.line import AllocationRef, CancelNotice, StartLine
 from backorders.domain.customers import TIER_RANK, Tier
 from backorders.domain.lifecycle import CANCELLABLE, AllocationStatus, line_status
-from backorders.notify import alerts
 from backorders.schemas import CancelIn, OrderIn
-from backorders.services import holds, lines, outbox, stock, supply
-from backorders.services.allocation import allocate_to_queue
+from backorders.services import lines, stock, unit_of_work
+from backorders.services.allocation import Restock
 from backorders.services.errors import Conflict, Invalid, NotFound
+from backorders.services.unit_of_work import HandOff, UnitOfWork
+from backorders.services.units import units_changed
 from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,14 @@ log = logging.getLogger(__name__)
 class IntakeResult:
     order_id: uuid.UUID
     created: bool
-    outbox_ids: list[int]
 
 
-async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) -> IntakeResult:
+async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
+                      hand_off: HandOff | None = None) -> IntakeResult:
     fingerprint = body.fingerprint()
 
-    async def work(conn: AsyncConnection) -> IntakeResult:
+    async def work(uow: UnitOfWork) -> IntakeResult:
+        conn = uow.conn
         order_id = uuid.uuid4()
         placed_at = body.placed_at or datetime.now(UTC)
         order_value = sum((ln.unit_price * ln.quantity for ln in body.lines), Decimal(0))
@@ -92,7 +95,7 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 "fulfillable_quantity": fulfillable, "initial_backordered": waiting,
                 "waiting_quantity": waiting,
                 "status": line_status(waiting=waiting, shipped=0, in_progress=in_progress).value,
-                "workflow_id": outbox.workflow_id_for(line_id),
+                "workflow_id": line_contract.workflow_id(line_id),
                 "placed_at": placed_at, "tier_rank": TIER_RANK[Tier(body.customer.tier)],
                 "order_value": order_value, "customer_id": body.customer.id,
                 "promised_date": ln.promised_date,
@@ -134,28 +137,19 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings) ->
                 ),
                 intake_allocations,
             )
-        eta_ids: list[int] = []
-        backordered_skus = {ln.sku for ln, r in zip(body.lines, line_rows, strict=True)
-                            if r["waiting_quantity"]}
-        for row in stock_rows.values():
-            await stock.save(conn, row)
-            await alerts.stock_changed(conn, row, settings)
-            if row.sku in backordered_skus:
-                await alerts.backorders_created(conn, row, settings)
-                eta_ids += await supply.refresh_expected_dates(conn, row.sku, settings)
         await lines.record(conn, events)
-        outbox_ids = await outbox.enqueue(
-            conn, outbox.START, [(r["id"], {}) for r in line_rows], settings
-        ) + eta_ids
-        if body.ship_complete:  # released at once when nothing waits
-            outbox_ids += await holds.release_complete_orders(conn, [order_id], settings)
+        await uow.send([(r["id"], StartLine()) for r in line_rows])
+        await units_changed(
+            uow, stock_rows.values(),
+            new_backorders={r["sku"] for r in line_rows if r["waiting_quantity"]},
+            orders=[order_id] if body.ship_complete else ())  # released at once if all is in hand
         log.info("order %s/%s accepted for customer %s: %s", body.channel, body.order_number,
                  body.customer.id, "; ".join(
                      f"{r['sku']} x{r['quantity']} ({r['fulfillable_quantity']} from stock, "
                      f"{r['waiting_quantity']} backordered)" for r in line_rows))
-        return IntakeResult(order_id, True, outbox_ids)
+        return IntakeResult(order_id, True)
 
-    return await transaction(engine, work)
+    return await unit_of_work.run(engine, settings, work, hand_off)
 
 
 def _check_backorder_policy(row: stock.StockRow, waiting: int, index: int) -> None:
@@ -207,7 +201,7 @@ async def _replay(conn: AsyncConnection, body: OrderIn, fingerprint: str) -> Int
         )
     log.info("order %s/%s received again: answered with the original, nothing changed",
              body.channel, body.order_number)
-    return IntakeResult(row.id, False, [])
+    return IntakeResult(row.id, False)
 
 
 async def _upsert_customer(conn: AsyncConnection, body: OrderIn) -> None:
@@ -230,17 +224,18 @@ async def _upsert_customer(conn: AsyncConnection, body: OrderIn) -> None:
 class CancelResult:
     order_id: uuid.UUID
     cancelled_quantity: int
-    outbox_ids: list[int]
 
 
 async def cancel_order(
-    engine: AsyncEngine, order_id: uuid.UUID, body: CancelIn, settings: Settings
+    engine: AsyncEngine, order_id: uuid.UUID, body: CancelIn, settings: Settings, *,
+    hand_off: HandOff | None = None,
 ) -> CancelResult:
     """Cancel what has not begun its hand-over to the carrier: the waiting quantity and
     any allocation not yet dispatching. Freed units go to the next lines in the queue."""
     reason = body.reason or "cancelled on request"
 
-    async def work(conn: AsyncConnection) -> CancelResult:
+    async def work(uow: UnitOfWork) -> CancelResult:
+        conn = uow.conn
         order = (
             await conn.execute(sa.text("SELECT id FROM orders WHERE id = :id"), {"id": order_id})
         ).one_or_none()
@@ -260,9 +255,9 @@ async def cancel_order(
                                   field=f"line_ids[{index}]")
             wanted = set(body.line_ids)
         targets = [r for r in order_lines if r.id in wanted]
-        done = await cancel_lines(conn, targets, reason, settings,
+        done = await cancel_lines(uow, targets, reason,
                                   release_label=f"units freed by cancelling order {order_id}")
-        total, outbox_ids = done.total, done.outbox_ids
+        total = done.total
         if body.line_ids is None and total:
             await conn.execute(
                 sa.text(
@@ -275,25 +270,25 @@ async def cancel_order(
                 {"id": order_id, "reason": reason},
             )
         log.info("order %s: %d unit(s) cancelled (%s)", order_id, total, reason)
-        return CancelResult(order_id, total, outbox_ids)
+        return CancelResult(order_id, total)
 
-    return await transaction(engine, work)
+    return await unit_of_work.run(engine, settings, work, hand_off)
 
 
 @dataclass
 class LinesCancelled:
     total: int
-    outbox_ids: list[int]
     per_line: dict[uuid.UUID, int]
 
 
-async def cancel_lines(conn: AsyncConnection, targets: Sequence[Any], reason: str,
-                       settings: Settings, *, release_label: str,
-                       waiting_only: bool = False) -> LinesCancelled:
+async def cancel_lines(uow: UnitOfWork, targets: Sequence[Any], reason: str, *,
+                       release_label: str, waiting_only: bool = False,
+                       skus: Iterable[str] = ()) -> LinesCancelled:
     """Cancel what the lines still wait for and, unless `waiting_only`, any allocation not
     yet handed to the carrier; freed units go to the next lines in their queues.
-    `targets` have id, sku."""
-    stock_rows = await stock.lock(conn, (r.sku for r in targets))
+    `targets` have id, sku; `skus` are settled too even when no target has them."""
+    conn = uow.conn
+    stock_rows = await stock.lock(conn, {r.sku for r in targets} | set(skus))
     locked = (
         await conn.execute(
             sa.text(
@@ -346,26 +341,20 @@ async def cancel_lines(conn: AsyncConnection, targets: Sequence[Any], reason: st
             ),
             {"id": ln.id, "n": cancelled},
         )
-        notices.append((ln.id, {
-            "event_id": str(uuid.uuid4()), "reason": reason,
-            "waiting_quantity": ln.waiting_quantity,
-            "allocations": [{"allocation_id": str(a.id), "quantity": a.quantity,
-                             "source": "cancelled"} for a in freed],
-        }))
+        notices.append((ln.id, CancelNotice(
+            event_id=str(uuid.uuid4()), reason=reason, waiting_quantity=ln.waiting_quantity,
+            allocations=[AllocationRef(allocation_id=str(a.id), quantity=a.quantity,
+                                       source="cancelled") for a in freed],
+        )))
         events.append(lines.Event(ln.id, "cancelled", f"{cancelled} unit(s) cancelled: {reason}",
                                   {"quantity": cancelled, "waiting": ln.waiting_quantity,
                                    "allocations": [str(a.id) for a in freed]}))
     await lines.refresh_status(conn, (ln.id for ln in locked))
     await lines.record(conn, events)
-    outbox_ids = await outbox.enqueue(conn, outbox.CANCELLED, notices, settings)
-    for row in stock_rows.values():
-        await stock.save(conn, row)
-        run = await allocate_to_queue(conn, row, settings, source="release",
-                                      label=release_label)
-        outbox_ids += run.inline_outbox_ids
-        outbox_ids += await supply.refresh_expected_dates(conn, row.sku, settings)
+    await uow.send(notices)
     order_ids = (await conn.execute(sa.text(
         "SELECT DISTINCT order_id FROM order_lines WHERE id = ANY(:ids)"),
         {"ids": [r.id for r in targets]})).scalars().all()
-    outbox_ids += await holds.release_complete_orders(conn, order_ids, settings)
-    return LinesCancelled(total, outbox_ids, per_line)
+    await units_changed(uow, stock_rows.values(), restock=Restock("release", release_label),
+                        orders=order_ids)
+    return LinesCancelled(total, per_line)

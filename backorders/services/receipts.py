@@ -9,13 +9,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backorders.db import transaction
-from backorders.notify import alerts
-from backorders.notify.templates import ReceiptFacts
 from backorders.schemas import AllocationOut, ReceiptIn, ReceiptOut
-from backorders.services import stock, supply
-from backorders.services.allocation import allocate_to_queue
+from backorders.services import purchase_orders, stock, unit_of_work
+from backorders.services.allocation import ReceivedLot, Restock
 from backorders.services.errors import Conflict, Invalid, NotFound
+from backorders.services.unit_of_work import HandOff, UnitOfWork
+from backorders.services.units import units_changed
 from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,13 +24,14 @@ log = logging.getLogger(__name__)
 class ReceiptResult:
     receipt: ReceiptOut
     created: bool
-    outbox_ids: list[int]
 
 
-async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> ReceiptResult:
+async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings, *,
+                  hand_off: HandOff | None = None) -> ReceiptResult:
     fingerprint = body.fingerprint()
 
-    async def work(conn: AsyncConnection) -> ReceiptResult:
+    async def work(uow: UnitOfWork) -> ReceiptResult:
+        conn = uow.conn
         previous = await _replay(conn, body, fingerprint)
         if previous is not None:
             return previous
@@ -57,20 +57,18 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> R
             assert previous is not None
             return previous
         row.on_hand += body.quantity
-        await stock.save(conn, row)
-        await supply.record_receipt(conn, body.purchase_order, body.sku, body.quantity)
+        await purchase_orders.record_receipt(conn, body.purchase_order, body.sku, body.quantity)
         await stock.record_movement(conn, row, body.quantity, "receipt", body.receipt_id)
-        run = await allocate_to_queue(
-            conn, row, settings, source="receipt", receipt_id=body.receipt_id,
-            label=f"receipt {body.receipt_id}",
-        )
-        allocated = sum(a.quantity for a in run.allocations)
+        settled = await units_changed(uow, [row], restock=Restock(
+            "receipt", f"receipt {body.receipt_id}", ReceivedLot(body.receipt_id, body.quantity)))
+        served = settled.of(body.sku)
+        allocated = sum(a.quantity for a in served)
         await conn.execute(
             sa.text("UPDATE receipts SET allocated_quantity = :n WHERE receipt_id = :id"),
             {"n": allocated, "id": body.receipt_id},
         )
         log.info("receipt %s: %d x %s, %d allocated to %d waiting line(s), %d to stock",
-                 body.receipt_id, body.quantity, body.sku, allocated, len(run.allocations),
+                 body.receipt_id, body.quantity, body.sku, allocated, len(served),
                  body.quantity - allocated)
         receipt = ReceiptOut(
             receipt_id=body.receipt_id,
@@ -83,17 +81,12 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings) -> R
             allocations=[
                 AllocationOut(allocation_id=a.allocation_id, line_id=a.line_id,
                               order_id=a.order_id, quantity=a.quantity)
-                for a in run.allocations
+                for a in served
             ],
         )
-        await alerts.receipt_processed(conn, row, ReceiptFacts(
-            receipt_id=body.receipt_id, sku=body.sku, quantity=body.quantity,
-            allocated_quantity=allocated, lines_served=len({a.line_id for a in run.allocations}),
-            to_stock_quantity=body.quantity - allocated), settings)
-        eta_ids = await supply.refresh_expected_dates(conn, body.sku, settings)
-        return ReceiptResult(receipt, True, run.inline_outbox_ids + eta_ids)
+        return ReceiptResult(receipt, True)
 
-    return await transaction(engine, work)
+    return await unit_of_work.run(engine, settings, work, hand_off)
 
 
 async def _replay(conn: AsyncConnection, body: ReceiptIn, fingerprint: str) -> ReceiptResult | None:
@@ -111,7 +104,7 @@ async def _replay(conn: AsyncConnection, body: ReceiptIn, fingerprint: str) -> R
             f"receipt {body.receipt_id!r} was already recorded with different contents",
             field="receipt_id",
         )
-    return ReceiptResult(await load(conn, body.receipt_id), False, [])
+    return ReceiptResult(await load(conn, body.receipt_id), False)
 
 
 async def load(conn: AsyncConnection, receipt_id: str) -> ReceiptOut:

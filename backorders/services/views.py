@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backorders.domain.lifecycle import IN_PROGRESS, LineStatus, order_status
-from backorders.queue import ahead_of_column, queue_order_by_column
+from backorders.domain.queue import ahead_of_column, queue_order_by_column
 from backorders.schemas import (
     AllocationDetail,
     BackorderDetailOut,

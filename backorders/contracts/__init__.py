@@ -1,0 +1,1 @@
+"""Typed contracts between the services, the workflows and their activities."""

@@ -1,0 +1,67 @@
+"""One write transaction and what it will hand off to the line workflows.
+
+Every write runs in `run`: the work gets a `UnitOfWork` holding the transaction's
+connection and collecting the outbox rows it writes. After commit, the rows are handed
+to `hand_off` (the API delivers them at once); a writer without one, or whose hand-off
+fails, leaves them to the relay after the grace period. A retried transaction starts
+with a fresh unit of work, so nothing a rolled-back attempt wrote is handed off."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backorders.contracts.line import LineMessage
+from backorders.db import transaction
+from backorders.services import outbox
+from backorders.settings import Settings
+
+T = TypeVar("T")
+
+HandOff = Callable[[list[int]], Awaitable[Any]]
+"""Delivers a committed transaction's outbox rows."""
+
+
+@dataclass
+class UnitOfWork:
+    conn: AsyncConnection
+    settings: Settings
+    outbox_ids: list[int] = field(default_factory=list)
+    """Rows to deliver right after commit."""
+    relay_woken: bool = False
+
+    async def send(self, messages: Sequence[tuple[Any, LineMessage]]) -> None:
+        """Write messages to lines, for delivery after commit."""
+        self.outbox_ids += await outbox.enqueue(self.conn, messages, self.settings)
+
+    def sent(self, outbox_ids: Sequence[int]) -> None:
+        """Rows a statement of its own wrote, for delivery after commit."""
+        self.outbox_ids += outbox_ids
+
+    async def leave_to_relay(self) -> None:
+        """Rows a statement wrote too many of to deliver inline: the relays take them
+        as soon as this commits."""
+        if not self.relay_woken:
+            await outbox.wake_relay(self.conn)
+            self.relay_woken = True
+
+
+async def run(engine: AsyncEngine, settings: Settings,
+              work: Callable[[UnitOfWork], Awaitable[T]],
+              hand_off: HandOff | None = None) -> T:
+    """Run `work` in one transaction (retried from the start on lock conflicts), then
+    hand off what it wrote."""
+    attempt: list[UnitOfWork] = []
+
+    async def in_transaction(conn: AsyncConnection) -> T:
+        uow = UnitOfWork(conn, settings)
+        attempt[:] = [uow]
+        return await work(uow)
+
+    result = await transaction(engine, in_transaction)
+    if hand_off is not None:
+        await hand_off(attempt[0].outbox_ids if attempt else [])
+    return result
