@@ -154,7 +154,8 @@ class EtaNotice:
 
 @dataclass
 class DelayNotice:
-    """Supply for a waiting line slipped (from ops, or a purchase order moving)."""
+    """Ops recorded that supply for a waiting line slipped (`POST /backorders/{id}/delay`);
+    a purchase order moving re-dates the line with an `EtaNotice` instead."""
 
     event_id: str
     reason: str
