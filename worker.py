@@ -21,7 +21,7 @@ from backorders import logs, runtime
 from backorders.db import create_engine, dispose
 from backorders.notify import templates
 from backorders.notify.service import Notifier, relay_staff_alerts
-from backorders.settings import Settings, get_settings
+from backorders.settings import DefaultSecret, Settings, get_settings
 from backorders.temporal import connect, ensure_search_attributes
 from handoff.deliver import OutboxDeliverer
 from handoff.relay import OutboxRelay
@@ -99,6 +99,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = get_settings()
     logs.setup(settings.log_level)
+    try:
+        settings.check_secrets()
+    except DefaultSecret as exc:
+        raise SystemExit(f"worker: {exc}") from None
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api import errors
+from api.access import AccessGate, RateLimits, check_rules, document
 from api.deps import Services
 from api.routes import (
+    admin,
     backorders,
     catalog,
     health,
@@ -25,7 +27,7 @@ from api.routes import (
 )
 from backorders import logs
 from backorders.db import create_engine, dispose
-from backorders.settings import Settings, get_settings
+from backorders.settings import DefaultSecret, Settings, get_settings
 from backorders.temporal import connect
 from handoff.deliver import OutboxDeliverer
 
@@ -44,7 +46,8 @@ def create_app(
         db = engine or create_engine(settings)
         temporal = client or await connect(settings, lazy=True)
         app.state.services = Services(settings, db, temporal,
-                                      OutboxDeliverer(db, temporal, settings))
+                                      OutboxDeliverer(db, temporal, settings),
+                                      RateLimits(settings))
         yield
         if own_engine:
             await dispose(db)
@@ -56,13 +59,19 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (orders, receipts, catalog, backorders, supply, notifications, ops, health):
-        app.include_router(module.router)
+    app.add_middleware(AccessGate)
+    for module in (orders, receipts, catalog, backorders, supply, notifications, ops, admin,
+                   health):
+        # The cap is set per router rather than app-wide, where it would replace the
+        # gate's JSON 413 with plain text (see `access.AccessGate`).
+        app.include_router(module.router, max_body_size=settings.api_max_body_bytes)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
         return RedirectResponse("/docs")
 
+    check_rules(app)
+    document(app)
     return app
 
 
@@ -70,4 +79,8 @@ def app_from_env() -> FastAPI:
     """Entry point for uvicorn (`--factory`)."""
     settings = get_settings()
     logs.setup(settings.log_level)
+    try:
+        settings.check_secrets()
+    except DefaultSecret as exc:
+        raise SystemExit(f"api: {exc}") from None
     return create_app(settings)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +11,9 @@ from temporalio.client import Client
 
 from backorders.settings import Settings
 from handoff.deliver import OutboxDeliverer
+
+if TYPE_CHECKING:
+    from api.access import RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,7 @@ class Services:
     engine: AsyncEngine
     client: Client
     deliverer: OutboxDeliverer
+    rate_limits: RateLimits
 
     async def hand_off(self, outbox_ids: list[int]) -> None:
         """Deliver what this request just committed. A failure here only delays the

@@ -59,6 +59,7 @@ def _domain(request: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse(
         status_code=exc.status_code,
         content={"error": exc.code, "message": exc.message, "field": exc.field},
+        headers={"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None,
     )
 
 
@@ -67,7 +68,7 @@ BODY_NOT_PARSED = "There was an error parsing the body"
 not UTF-8 under a JSON content type; answered like any other malformed body."""
 
 
-def _http(_: Request, exc: HTTPException) -> JSONResponse:
+def _http(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
         message = "body: request body is not valid JSON"
         return JSONResponse(
@@ -75,10 +76,15 @@ def _http(_: Request, exc: HTTPException) -> JSONResponse:
             content={"error": "validation_error", "message": message, "field": "body",
                      "fields": [{"field": "body", "message": "request body is not valid JSON"}]},
         )
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large"}.get(exc.status_code, "http_error")
+    message = str(exc.detail)
+    if exc.status_code == 413:
+        limit = request.app.state.services.settings.api_max_body_bytes
+        message = f"the request body is larger than the limit of {limit} bytes"
     return JSONResponse(
         status_code=exc.status_code,
-        content={"error": code, "message": str(exc.detail), "field": None},
+        content={"error": code, "message": message, "field": None},
         headers=getattr(exc, "headers", None),
     )
 

@@ -462,3 +462,52 @@ class Refund(Base):
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(28, 4))
     reason: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class ApiKey(Base):
+    """A caller's credential. Only an HMAC of the secret is kept (keyed with the server's
+    pepper), so neither this table nor a backup of it lets anyone in. Keys are revoked,
+    never deleted, so the audit trail always names who a key id was."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+    role: Mapped[str] = mapped_column(sa.Text)
+    channel: Mapped[str | None] = mapped_column(sa.Text)
+    secret_hash: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_by: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('channel', 'erp', 'ops', 'admin')", name="role"),
+        sa.CheckConstraint("(role = 'channel') = (channel IS NOT NULL)", name="channel"),
+    )
+
+
+class AuditEntry(Base):
+    """Who changed what, when, and how it ended. An accepted change writes its row in its
+    own transaction; a refused or failed one afterwards, since nothing changed."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    key_id: Mapped[str | None] = mapped_column(sa.Text)
+    actor: Mapped[str] = mapped_column(sa.Text)
+    role: Mapped[str | None] = mapped_column(sa.Text)
+    method: Mapped[str] = mapped_column(sa.Text)
+    path: Mapped[str] = mapped_column(sa.Text)
+    resource: Mapped[str | None] = mapped_column(sa.Text)
+    outcome: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[int | None] = mapped_column(sa.Integer)
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.CheckConstraint("outcome IN ('accepted', 'rejected', 'failed')", name="outcome"),
+        sa.Index("ix_audit_log_at", "at"),
+        sa.Index("ix_audit_log_key_id_at", "key_id", "at"),
+        sa.Index("ix_audit_log_resource_at", "resource", "at"),
+    )

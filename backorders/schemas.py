@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from backorders.domain.access import Role
 from backorders.domain.customers import AllocationPolicy, Tier
 from backorders.domain.lifecycle import AllocationStatus, LineStatus, OrderStatus
 
@@ -37,6 +38,7 @@ Sku = Annotated[
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 """No control characters: they are never meant, and PostgreSQL text cannot hold NUL."""
 IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+CHANNEL_PATTERN = r"^[a-z][a-z0-9_\-]{0,31}$"
 Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                            pattern=IDENTIFIER_PATTERN)
@@ -63,8 +65,11 @@ Flag = Annotated[bool, Field(strict=True)]
 
 
 def _iso_text(value: object) -> object:
-    """Dates and times come as ISO 8601 strings; a bare number is not read as a time."""
-    if isinstance(value, int | float | bool):
+    """Dates and times come as ISO 8601 strings; a bare number (or a query string's
+    digits) is not read as a time."""
+    if isinstance(value, int | float | bool) or (
+            isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9.eE+-]+\s*", value)
+            and not re.fullmatch(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*", value)):
         raise ValueError("must be an ISO 8601 string")
     return value
 
@@ -205,7 +210,7 @@ class OrderLineIn(Command):
 
 
 class OrderIn(Command):
-    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,31}$")] = Field(
+    channel: Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN)] = Field(
         description="Sales channel, e.g. web, retail, marketplace, edi, phone."
     )
     order_number: Identifier
@@ -555,3 +560,48 @@ class RefundOut(BaseModel):
     amount: Decimal
     reason: str
     created_at: datetime
+
+
+# --- access control -------------------------------------------------------------------
+
+
+class KeyIn(Command):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
+                                           pattern=IDENTIFIER_PATTERN)]
+    role: Role
+    channel: Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN)] | None = Field(
+        default=None, description="Required for, and only for, the `channel` role: the one "
+        "sales channel this key places and reads orders for.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: Role
+    channel: str | None
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_by: str | None = None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The key itself. Shown this once: only a keyed hash is kept.")
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    key_id: str | None
+    actor: str = Field(description="The key's name, `cli`, or the webhook that acted.")
+    role: str | None
+    method: str
+    path: str
+    resource: str | None
+    outcome: Literal["accepted", "rejected", "failed"]
+    status: int | None = Field(description="The HTTP status of a refused or failed request.")
+    detail: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]

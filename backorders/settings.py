@@ -8,6 +8,13 @@ from pathlib import Path
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_NOTIFY_SECRET = "change-me: signs opt-out links and push bodies"
+DEFAULT_API_KEY_PEPPER = "change-me: keys the hashes of API keys"
+
+
+class DefaultSecret(RuntimeError):
+    """A server outside the embedded stack would run with a secret everyone knows."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -78,7 +85,7 @@ class Settings(BaseSettings):
     # Notifications (F11-F16). A channel without credentials falls back to the log
     # channel: the message is kept in the store and logged, so everything works offline.
     public_base_url: str = "http://127.0.0.1:8000"
-    notify_secret: SecretStr = SecretStr("change-me: signs opt-out links and push bodies")
+    notify_secret: SecretStr = SecretStr(DEFAULT_NOTIFY_SECRET)
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: str = "https://api.sendgrid.com"
     notify_sender: str = "backorders@example.com"
@@ -87,6 +94,9 @@ class Settings(BaseSettings):
     twilio_from: str | None = None
     twilio_base_url: str = "https://api.twilio.com"
     push_webhook_url: str | None = None
+    # Standard Webhooks secret (`whsec_<base64>`) our push webhook is signed with; when
+    # unset, the bytes of NOTIFY_SECRET are the key.
+    push_webhook_secret: SecretStr | None = None
     notify_send_attempts: int = 5
     notify_max_retry_seconds: float = 60.0
     # While a line waits: a status update this often; escalation to the account team
@@ -105,6 +115,19 @@ class Settings(BaseSettings):
     # Days from a purchase order's arrival until its units can ship to a waiting line.
     eta_handling_days: int = 2
 
+    # Access control. API keys are stored as HMAC-SHA256 under this pepper, so a leaked
+    # table alone cannot be used; changing it invalidates every key.
+    api_key_pepper: SecretStr = SecretStr(DEFAULT_API_KEY_PEPPER)
+    # Requests per key (per client address for routes without a key), in the `limits`
+    # notation ("600/minute", "20/second;600/minute"). The memory store counts per API
+    # process; a shared store (redis://, memcached://) counts across processes.
+    api_rate_limit: str = "600/minute"
+    api_rate_limit_storage: str = "memory://"
+    api_max_body_bytes: int = 1_048_576
+    # Set by `make run` for its children: the embedded stack on one laptop may run with
+    # the default secrets; any other server refuses to.
+    embedded_stack: bool = False
+
     log_level: str = "INFO"
 
     @field_validator("database_url")
@@ -115,6 +138,22 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix):]
         return value
+
+    def check_secrets(self) -> None:
+        """Refuse to serve with a published default secret outside the embedded stack:
+        opt-out links and push bodies would be forgeable, key hashes unkeyed."""
+        if self.embedded_stack:
+            return
+        defaults = [name for name, value, default in (
+            ("NOTIFY_SECRET", self.notify_secret, DEFAULT_NOTIFY_SECRET),
+            ("API_KEY_PEPPER", self.api_key_pepper, DEFAULT_API_KEY_PEPPER),
+        ) if value.get_secret_value() == default]
+        if defaults:
+            raise DefaultSecret(
+                f"{' and '.join(defaults)} still {'have' if len(defaults) > 1 else 'has'} the "
+                "published default value; set a long random value (for example "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) before "
+                "starting a server outside `make run`")
 
     @property
     def libpq_url(self) -> str:

@@ -8,6 +8,7 @@ everything in order: API, worker, Temporal, PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -20,13 +21,20 @@ from pathlib import Path
 import httpx
 
 from backorders import logs
+from backorders.db import create_engine, dispose
+from backorders.domain.access import Caller
 from backorders.embedded.ports import port_in_use
 from backorders.embedded.servers import LocalServers, PortTaken
+from backorders.schemas import NewKeyOut
+from backorders.services import keys
+from backorders.services.audit import Audit
 from backorders.settings import Settings
 
 log = logging.getLogger("backorders.stack")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+MAKE_RUN = Caller(name="make run")
 
 
 class Stack:
@@ -37,6 +45,8 @@ class Stack:
         self.servers = LocalServers(self.data_dir)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._owns_data_dir = False
+        self.first_key: NewKeyOut | None = None
+        """The admin key made for a database that had none, shown once in the banner."""
 
     @property
     def _lock_file(self) -> Path:
@@ -87,11 +97,24 @@ class Stack:
 
         if port_in_use(s.api_port, s.api_host):
             raise SystemExit(f"port {s.api_port} is taken; set API_PORT")
+        # The children may use the published default secrets: this stack is one machine's.
+        self.env["EMBEDDED_STACK"] = "1"
         self._spawn("worker", [sys.executable, str(ROOT / "worker.py")])
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory",
                             "--host", s.api_host, "--port", str(s.api_port),
                             "--log-level", "warning"])
         self._wait_for_api()
+        self.first_key = asyncio.run(self._first_key())
+
+    async def _first_key(self) -> NewKeyOut | None:
+        settings = self.settings.model_copy(update={
+            "database_url": Settings(database_url=self.env["DATABASE_URL"]).database_url})
+        engine = create_engine(settings)
+        try:
+            return await keys.create_first_admin(
+                engine, settings, by=MAKE_RUN, audit=Audit(MAKE_RUN, "CLI", "make run"))
+        finally:
+            await dispose(engine)
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         # Own session, so Ctrl-C reaches only this runner, which then stops children in order.
@@ -134,6 +157,16 @@ class Stack:
                      + ("   (embedded, data in .data/pg)" if self.servers.postgres else ""))
         lines.append(f"  Worker        pid {self.children['worker'].pid}, "
                      f"task queue {s.task_queue!r}")
+        make_key = ".venv/bin/python -m backorders keys create --role ROLE --name NAME"
+        if self.first_key is not None:
+            lines += ["", "First admin key (shown only this once; store it now):",
+                      f"  {self.first_key.key}",
+                      "  curl -H 'Authorization: Bearer <key>' "
+                      f"http://{s.api_host}:{s.api_port}/admin/keys"]
+        lines += ["", "API keys: every call but /health needs `Authorization: Bearer <key>`.",
+                  f"  more keys     {make_key} [--channel CHANNEL]",
+                  "                (roles: channel, erp, ops, admin; or POST /admin/keys)",
+                  "  list, revoke  .venv/bin/python -m backorders keys list | revoke ID"]
         lines += ["", "Press Ctrl-C to stop.", ""]
         return "\n".join(lines)
 

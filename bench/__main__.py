@@ -398,7 +398,9 @@ async def bench_intake(infra: Infra, engine: AsyncEngine, seconds: float,
     api, port = infra.api(namespace)
     latencies: list[float] = []
     errors: dict[int, int] = {}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+    headers = {"Authorization": f"Bearer {infra.admin_key(namespace)}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                 headers=headers) as http:
         for sku, on_hand in (("BENCH-IN-A", 1_000_000_000), ("BENCH-IN-B", 0)):
             assert (await http.put(f"/products/{sku}", json={})).status_code in (200, 201)
             await http.put(f"/inventory/{sku}", json={"on_hand": on_hand})

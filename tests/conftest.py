@@ -23,7 +23,7 @@ from backorders.embedded.postgres import EmbeddedPostgres
 from backorders.models import Base
 from backorders.settings import Settings
 from backorders.temporal import DATA_CONVERTER, ensure_search_attributes
-from tests.support import RunningWorker, start_worker
+from tests.support import RunningWorker, api_client, start_worker
 
 pytest_plugins = ["tests.fakes.providers"]  # the `provider_server` fixture
 
@@ -71,6 +71,7 @@ def base_settings(database_url: str) -> Settings:
         worker_graceful_shutdown_seconds=0,
         db_pool_size=20,
         db_max_overflow=20,
+        api_rate_limit="100000/minute",
     )
 
 
@@ -132,12 +133,10 @@ async def api(
     settings: Settings,
     worker: RunningWorker,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The API, with a worker behind it: a workflow task nobody polls would stop the
-    time-skipping server's clock."""
+    """The API with an admin key, and a worker behind it: a workflow task nobody polls
+    would stop the time-skipping server's clock."""
     from api.app import create_app
 
     app = create_app(settings, engine=db, client=temporal_env.client)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://backorders") as client:
-            yield client
+    async with api_client(app, db, settings) as client:
+        yield client

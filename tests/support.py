@@ -14,13 +14,45 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from backorders.domain.access import Caller, Role
 from backorders.notify.service import Notifier, relay_staff_alerts
+from backorders.schemas import KeyIn
+from backorders.services import keys
 from backorders.settings import Settings
 from handoff.deliver import OutboxDeliverer
 from handoff.relay import OutboxRelay
 from worker import build_worker, simulated_warehouse
 
 T = TypeVar("T")
+
+TESTS = Caller(name="tests")
+
+
+async def new_key(engine: AsyncEngine, settings: Settings, role: Role = Role.ADMIN,
+                  channel: str | None = None, name: str | None = None) -> str:
+    """A fresh API key, as `keys create` would print it."""
+    made = await keys.create(engine, settings, KeyIn(name=name or f"{role.value} (tests)", role=role,
+                                                     channel=channel), by=TESTS)
+    return made.key
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@asynccontextmanager
+async def api_client(app: Any, engine: AsyncEngine, settings: Settings, *,
+                     base_url: str = "http://backorders",
+                     role: Role = Role.ADMIN) -> AsyncIterator[Any]:
+    """The app's lifespan and an httpx client on it that sends a key of `role`."""
+    import httpx
+
+    key = await new_key(engine, settings, role)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url,
+                                     headers=bearer(key)) as client:
+            yield client
 
 
 @dataclass

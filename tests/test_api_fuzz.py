@@ -32,10 +32,11 @@ from temporalio.testing import WorkflowEnvironment
 import tests.conftest as conftest
 from api.app import create_app
 from backorders.db import create_engine, dispose
-from backorders.models import Base
+from backorders.models import ApiKey, Base
+from backorders.services import keys
 from backorders.settings import Settings
 from backorders.temporal import DATA_CONVERTER, ensure_search_attributes
-from tests.support import make_product, order_body, receive, start_worker
+from tests.support import bearer, make_product, order_body, receive, start_worker
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 """Examples per operation. The default run is derandomized so CI is repeatable;
@@ -124,6 +125,8 @@ class Served:
     app: FastAPI
     bridge: Bridge
     known: Known
+    key: str
+    """An admin key: every operation is open to it, so generated input is what is tested."""
 
 
 @asynccontextmanager
@@ -141,14 +144,28 @@ async def serve(settings: Settings) -> AsyncIterator[Served]:
             async with start_worker(env.client, engine, settings):
                 app = create_app(settings, engine=engine, client=env.client)
                 async with app.router.lifespan_context(app):
+                    key = await fuzz_key(engine, settings)
                     transport = httpx.ASGITransport(app=app)
-                    async with httpx.AsyncClient(transport=transport, base_url="http://seed") as api:
+                    async with httpx.AsyncClient(transport=transport, base_url="http://seed",
+                                                 headers=bearer(key)) as api:
                         known = await seed(api, engine)
-                    yield Served(app, Bridge(app, asyncio.get_running_loop()), known)
+                    yield Served(app, Bridge(app, asyncio.get_running_loop()), known, key)
         finally:
             await env.shutdown()
     finally:
         await dispose(engine)
+
+
+FUZZ_KEY = keys.Token("f022f022f022", "fuzzing-admin-key")
+"""Known before the app runs: Schemathesis sets the header as it generates each case."""
+
+
+async def fuzz_key(engine: Any, settings: Settings) -> str:
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(ApiKey).values(
+            id=FUZZ_KEY.key_id, name="fuzzing", role="admin",
+            secret_hash=keys.secret_hash(settings, FUZZ_KEY.key_id, FUZZ_KEY.secret)))
+    return str(FUZZ_KEY)
 
 
 async def seed(api: httpx.AsyncClient, engine: Any) -> Known:
@@ -178,6 +195,7 @@ def served(base_settings: Settings) -> Iterator[Served]:
     settings = base_settings.model_copy(update={"task_queue": f"fuzz-{uuid.uuid4().hex[:10]}"})
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve(settings)) as running:
         KNOWN.__dict__.update(running.known.__dict__)
+        SERVED_APP.bridge = running.bridge
         yield running
 
 
@@ -331,6 +349,34 @@ EXCLUDED = [
 # The document the app serves at /openapi.json. Loaded at import so each operation is a
 # test of its own; the requests go to the app the `served` fixture runs.
 schema = schemathesis.openapi.from_dict(create_app(Settings(_env_file=None)).openapi())
+
+
+class ServedApp:
+    """The schema's own app, set before the operations are made from it: Schemathesis'
+    `ignored_auth` check sends each operation again without the key (and with a made-up
+    one) through it, so those probes reach the app the fixture serves too."""
+
+    bridge: Bridge | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert self.bridge is not None, "the `served` fixture is not running"
+        await self.bridge(scope, receive, send)
+
+
+SERVED_APP = ServedApp()
+schema.app = SERVED_APP
+
+
+@schema.auth()
+class AdminKey:
+    """Every generated request carries the served app's admin key: every operation is open
+    to it, so what is tested is the input. `ignored_auth` probes without it."""
+
+    def get(self, case: schemathesis.Case, context: Any) -> str:
+        return str(FUZZ_KEY)
+
+    def set(self, case: schemathesis.Case, data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 @schema.hook

@@ -44,17 +44,13 @@ def provider_settings(settings, provider_server: ProviderServer):
 @pytest.fixture
 async def notifying(temporal_env, db, provider_settings):
     """A worker and the API with providers configured."""
-    import httpx
-
     from api.app import create_app
-    from tests.support import start_worker
+    from tests.support import api_client, start_worker
 
     async with start_worker(temporal_env.client, db, provider_settings) as running:
         app = create_app(provider_settings, engine=db, client=temporal_env.client)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://b") as api:
-                yield api, running
+        async with api_client(app, db, provider_settings, base_url="http://b") as api:
+            yield api, running
 
 
 async def notifications(api, **query: Any) -> list[dict[str, Any]]:

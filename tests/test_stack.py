@@ -4,6 +4,8 @@ an embedded PostgreSQL. A waiting line survives a full stop and start of the sta
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -50,6 +52,10 @@ def test_a_waiting_line_survives_stopping_and_starting_the_stack(tmp_path):
         assert f"http://127.0.0.1:{ports['api']}" in banner
         assert f"http://127.0.0.1:{ports['ui']}" in banner
         assert port_in_use(ports["ui"])  # the Temporal web UI is up
+        assert first.first_key is not None and first.first_key.key in banner
+        assert "keys create --role ROLE --name NAME" in banner
+        assert api.put("/products/KEEP", json={}).status_code == 401
+        api.headers["Authorization"] = f"Bearer {first.first_key.key}"
         assert api.put("/products/KEEP", json={}).status_code == 201
         r = api.post("/orders", json={
             "channel": "web", "order_number": "K-1", "customer": {"id": "c"},
@@ -64,8 +70,16 @@ def test_a_waiting_line_survives_stopping_and_starting_the_stack(tmp_path):
     second = _stack(tmp_path / "data", ports)
     try:
         second.start()
+        assert second.first_key is None  # the first run's key is still the one
+        assert "First admin key" not in second.banner()
         assert api.get(f"/orders/{order['id']}").json()["status"] == "backordered"
-        r = api.post("/receipts", json={"receipt_id": "K-R", "sku": "KEEP", "quantity": 2})
+        # The CLI makes keys against the running stack's database.
+        made = subprocess.run(
+            [sys.executable, "-m", "backorders", "keys", "create", "--role", "erp", "--name", "ERP"],
+            env=second.env, capture_output=True, text=True, check=True)
+        erp = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        r = api.post("/receipts", json={"receipt_id": "K-R", "sku": "KEEP", "quantity": 2},
+                     headers=erp)
         assert r.status_code == 201 and r.json()["allocated_quantity"] == 2
         done = _wait_for(lambda: api.get(f"/orders/{order['id']}").json()["status"] == "completed")
         assert done

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from api.access import AuditDep
 from api.deps import ServicesDep
 from backorders.schemas import SKU_PATTERN, InventoryOut, ProductIn, ProductOut, StockCountIn
 from backorders.services import inventory
@@ -18,10 +19,10 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="Stock keeping un
 @router.put("/products/{sku}", response_model=ProductOut,
             responses={201: {"model": ProductOut, "description": "Created"}})
 async def put_product(sku: SkuPath, body: ProductIn, services: ServicesDep,
-                      response: Response) -> ProductOut:
+                      response: Response, audit: AuditDep) -> ProductOut:
     """Create or update a product with its backorder policy and allocation policy."""
     result = await inventory.put_product(services.engine, sku, body, services.settings,
-                                         hand_off=services.hand_off)
+                                         hand_off=services.hand_off, audit=audit)
     response.status_code = 201 if result.created else 200
     return result.product
 
@@ -32,10 +33,11 @@ async def get_product(sku: SkuPath, services: ServicesDep) -> ProductOut:
 
 
 @router.put("/inventory/{sku}", response_model=InventoryOut)
-async def count_stock(sku: SkuPath, body: StockCountIn, services: ServicesDep) -> InventoryOut:
+async def count_stock(sku: SkuPath, body: StockCountIn, services: ServicesDep,
+                      audit: AuditDep) -> InventoryOut:
     """Set the counted on-hand quantity. An increase serves waiting lines like a receipt."""
     return await inventory.count_stock(services.engine, sku, body, services.settings,
-                                       hand_off=services.hand_off)
+                                       hand_off=services.hand_off, audit=audit)
 
 
 @router.get("/inventory/{sku}", response_model=InventoryOut)

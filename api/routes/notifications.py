@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 
+from api.access import AuditDep
 from api.deps import ServicesDep
 from api.params import IdentifierPath
 from backorders.schemas import (
@@ -27,10 +28,11 @@ CustomerPath = IdentifierPath
 
 @router.put("/customers/{customer_id}/preferences", response_model=PreferencesOut)
 async def put_preferences(customer_id: CustomerPath, body: PreferencesIn,
-                          services: ServicesDep) -> PreferencesOut:
+                          services: ServicesDep, audit: AuditDep) -> PreferencesOut:
     """Channels in order, instant or daily digest, quiet hours, opt-outs and segments.
     Honoured from the next message on, including messages already waiting."""
-    return await preferences.put_preferences(services.engine, customer_id, body)
+    return await preferences.put_preferences(services.engine, customer_id, body,
+                                             services.settings, audit=audit)
 
 
 @router.get("/customers/{customer_id}/preferences", response_model=PreferencesOut)
@@ -45,10 +47,11 @@ async def opt_out_link(
     channel: Literal["email", "sms", "push"],
     token: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")],
     services: ServicesDep,
+    request: Request,
 ) -> dict[str, str]:
     """The link at the foot of every message: opts the customer out of that channel."""
     await preferences.opt_out_by_link(services.engine, services.settings, customer_id,
-                                      channel, token)
+                                      channel, token, path=request.url.path)
     return {"customer_id": customer_id, "opted_out": channel}
 
 
@@ -57,8 +60,9 @@ async def sms_inbound(request: Request, services: ServicesDep) -> dict[str, obje
     """The SMS provider's inbound webhook (form-encoded From and Body): a STOP keyword
     opts that number out of SMS at once."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    customers = await preferences.sms_reply(services.engine, (form.get("From") or [""])[0],
-                                            (form.get("Body") or [""])[0])
+    customers = await preferences.sms_reply(services.engine, services.settings,
+                                            (form.get("From") or [""])[0],
+                                            (form.get("Body") or [""])[0], path=request.url.path)
     if customers is None:
         return {"opted_out": None, "customers": []}
     return {"opted_out": "sms", "customers": customers}
@@ -82,8 +86,9 @@ async def list_notifications(
 
 @router.post("/backorders/{line_id}/delay", status_code=202)
 async def record_delay(line_id: uuid.UUID, body: DelayIn,
-                       services: ServicesDep) -> dict[str, str]:
+                       services: ServicesDep, audit: AuditDep) -> dict[str, str]:
     """Supply for a waiting line slipped: its customer is told."""
     event_id = await delays.record_delay(services.engine, line_id, body.reason,
-                                         services.settings, hand_off=services.hand_off)
+                                         services.settings, hand_off=services.hand_off,
+                                         audit=audit)
     return {"line_id": str(line_id), "event_id": event_id}

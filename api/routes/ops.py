@@ -10,9 +10,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
+from api.access import AuditDep
 from api.deps import ServicesDep
+from backorders.schemas import AuditPage, Timestamp
+from backorders.services import audit as audit_trail
 from backorders.services import outbox_ops
-from backorders.services.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/ops", tags=["operations"])
 
@@ -50,15 +52,26 @@ async def list_outbox(
 
 @router.post("/outbox/{message_id}/replay", response_model=OutboxMessage)
 async def replay_outbox(
-    message_id: Annotated[int, Path(ge=1)], services: ServicesDep
+    message_id: Annotated[int, Path(ge=1)], services: ServicesDep, audit: AuditDep
 ) -> OutboxMessage:
     """Deliver a dead message again (workflows ignore repeats, so this is always safe)."""
-    if await outbox_ops.get_message(services.engine, message_id) is None:
-        raise NotFound("unknown_message", f"no outbox message {message_id}", field="message_id")
-    if not await outbox_ops.replay(services.engine, message_id, services.settings):
-        raise Conflict("already_delivered", f"message {message_id} was already delivered",
-                       field="message_id")
+    await outbox_ops.replay(services.engine, message_id, services.settings, audit=audit)
     await services.hand_off([message_id])
     message = await outbox_ops.get_message(services.engine, message_id)
     assert message is not None
     return OutboxMessage(**message)
+
+
+@router.get("/audit", response_model=AuditPage)
+async def list_audit(
+    services: ServicesDep,
+    key_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{12}$")] = None,
+    resource: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    since: Annotated[Timestamp | None, Query(
+        description="Only entries at or after this time (ISO 8601 with an offset)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    """Every write, newest first: who (key id and name), what (method, path, resource),
+    when, and how it ended (accepted, rejected with its status, or failed)."""
+    return await audit_trail.list_entries(services.engine, key_id=key_id, resource=resource,
+                                          since=since, limit=limit)

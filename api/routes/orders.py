@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
+from api.access import AuditDep, CallerDep, own_channel
 from api.deps import ServicesDep
 from backorders.schemas import IDENTIFIER_PATTERN, CancelIn, OrderIn, OrderOut
 from backorders.services import orders, views
+from backorders.services.errors import Forbidden
 
 router = APIRouter(tags=["orders"])
 
@@ -23,14 +25,18 @@ _ERRORS = {
 @router.post("/orders", response_model=OrderOut, status_code=201,
              responses={200: {"model": OrderOut, "description": "Replay of an earlier order"},
                         **_ERRORS})
-async def place_order(body: OrderIn, services: ServicesDep, response: Response) -> OrderOut:
+async def place_order(body: OrderIn, services: ServicesDep, response: Response,
+                      caller: CallerDep, audit: AuditDep) -> OrderOut:
     """Split each line into what ships now and what waits; start one workflow per line.
 
     Idempotent per (channel, order_number): the same request again answers the same
     order with 200 and `Idempotent-Replayed: true`; a different request with the same
-    number is refused with 409."""
+    number is refused with 409. A channel key places orders for its own channel only."""
+    if not caller.sees_channel(body.channel):
+        raise Forbidden("forbidden", f"this key places orders for channel {caller.channel!r} "
+                        f"only, not {body.channel!r}", field="channel")
     result = await orders.place_order(services.engine, body, services.settings,
-                                      hand_off=services.hand_off)
+                                      hand_off=services.hand_off, audit=audit)
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -40,27 +46,36 @@ async def place_order(body: OrderIn, services: ServicesDep, response: Response) 
 @router.get("/orders", response_model=OrderOut)
 async def find_order(
     services: ServicesDep,
+    caller: CallerDep,
     channel: Annotated[str, Query(min_length=1, max_length=32, pattern=IDENTIFIER_PATTERN)],
     order_number: Annotated[str, Query(min_length=1, max_length=128,
                                               pattern=IDENTIFIER_PATTERN)],
 ) -> OrderOut:
     """Look an order up by the channel's own order number."""
+    if not caller.sees_channel(channel):
+        raise Forbidden("forbidden", f"this key reads orders of channel {caller.channel!r} only",
+                        field="channel")
     return await views.find_order(services.engine, channel, order_number)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
-async def get_order(order_id: uuid.UUID, services: ServicesDep) -> OrderOut:
-    return await views.get_order(services.engine, order_id)
+async def get_order(order_id: uuid.UUID, services: ServicesDep, caller: CallerDep) -> OrderOut:
+    order = await views.get_order(services.engine, order_id)
+    own_channel(caller, order.channel, "order")
+    return order
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(
     order_id: uuid.UUID,
     services: ServicesDep,
+    caller: CallerDep,
+    audit: AuditDep,
     body: Annotated[CancelIn | None, Body()] = None,
 ) -> OrderOut:
     """Cancel whatever has not begun its hand-over to the carrier; freed units go to the
     next waiting lines. Safe to repeat."""
+    own_channel(caller, (await views.get_order(services.engine, order_id)).channel, "order")
     await orders.cancel_order(services.engine, order_id, body or CancelIn(), services.settings,
-                              hand_off=services.hand_off)
+                              hand_off=services.hand_off, audit=audit)
     return await views.get_order(services.engine, order_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from api.access import AuditDep
 from api.deps import ServicesDep
 from api.params import IdentifierPath
 from backorders.schemas import ReceiptIn, ReceiptOut
@@ -16,12 +17,13 @@ router = APIRouter(tags=["receipts"])
              responses={200: {"model": ReceiptOut, "description": "Replay of an earlier receipt"},
                         409: {"description": "Same receipt_id with different contents"},
                         422: {"description": "Malformed request or unknown SKU"}})
-async def post_receipt(body: ReceiptIn, services: ServicesDep, response: Response) -> ReceiptOut:
+async def post_receipt(body: ReceiptIn, services: ServicesDep, response: Response,
+                       audit: AuditDep) -> ReceiptOut:
     """Add received units and allocate them to the SKU's waiting lines in queue order.
 
     Idempotent per receipt_id: a replay answers the first result and allocates nothing."""
     result = await receipts.receive(services.engine, body, services.settings,
-                                    hand_off=services.hand_off)
+                                    hand_off=services.hand_off, audit=audit)
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

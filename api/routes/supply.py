@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.access import AuditDep
 from api.deps import ServicesDep
 from api.params import IdentifierPath
 from backorders.schemas import (
@@ -28,12 +29,13 @@ SupplierPath = IdentifierPath
 @router.put("/purchase-orders/{po_number}", response_model=PurchaseOrderOut,
             responses={201: {"model": PurchaseOrderOut, "description": "Created"}})
 async def put_purchase_order(po_number: PoPath, body: PurchaseOrderIn, services: ServicesDep,
-                             response: Response) -> PurchaseOrderOut:
+                             response: Response, audit: AuditDep) -> PurchaseOrderOut:
     """The purchase order as the ERP has it now: expected dates, quantities, lines left
     out (cancelled), or `status: cancelled`. Waiting lines are re-dated at once and
     customers whose date moved by more than a day are told."""
     po, created = await purchase_orders.put_purchase_order(
-        services.engine, po_number, body, services.settings, hand_off=services.hand_off)
+        services.engine, po_number, body, services.settings, hand_off=services.hand_off,
+        audit=audit)
     response.status_code = 201 if created else 200
     return po
 

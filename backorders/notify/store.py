@@ -154,29 +154,27 @@ def opt_out_valid(secret: str, customer_id: str, channel: str, token: str) -> bo
     return hmac.compare_digest(opt_out_token(secret, customer_id, channel), token)
 
 
-async def opt_out(engine: AsyncEngine, customer_id: str, channel: Channel) -> bool:
+async def opt_out(conn: AsyncConnection, customer_id: str, channel: Channel) -> bool:
     """Honoured at once: every later send reads preferences afresh."""
-    async with engine.begin() as conn:
-        if not await customer_known(conn, customer_id):
-            return False
-        await conn.execute(sa.text(
-            """
-            INSERT INTO customer_preferences (customer_id, opted_out) VALUES (:id, ARRAY[:ch])
-            ON CONFLICT (customer_id) DO UPDATE
-            SET opted_out = (SELECT array_agg(DISTINCT c) FROM
-                             unnest(customer_preferences.opted_out || ARRAY[:ch]) c),
-                updated_at = now()
-            """), {"id": customer_id, "ch": channel.value})
+    if not await customer_known(conn, customer_id):
+        return False
+    await conn.execute(sa.text(
+        """
+        INSERT INTO customer_preferences (customer_id, opted_out) VALUES (:id, ARRAY[:ch])
+        ON CONFLICT (customer_id) DO UPDATE
+        SET opted_out = (SELECT array_agg(DISTINCT c) FROM
+                         unnest(customer_preferences.opted_out || ARRAY[:ch]) c),
+            updated_at = now()
+        """), {"id": customer_id, "ch": channel.value})
     return True
 
 
-async def opt_out_phone(engine: AsyncEngine, phone: str) -> list[str]:
+async def opt_out_phone(conn: AsyncConnection, phone: str) -> list[str]:
     """An SMS keyword reply: opt every customer with that number out of SMS."""
-    async with engine.connect() as conn:
-        ids = (await conn.execute(sa.text("SELECT id FROM customers WHERE phone = :p"),
-                                  {"p": phone})).scalars().all()
+    ids = (await conn.execute(sa.text("SELECT id FROM customers WHERE phone = :p ORDER BY id"),
+                              {"p": phone})).scalars().all()
     for customer_id in ids:
-        await opt_out(engine, customer_id, Channel.SMS)
+        await opt_out(conn, customer_id, Channel.SMS)
     return list(ids)
 
 

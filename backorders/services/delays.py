@@ -10,13 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backorders.contracts.line import DelayNotice
 from backorders.services import lines, unit_of_work
+from backorders.services.audit import Audit
 from backorders.services.errors import Conflict, NotFound
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.settings import Settings
 
 
 async def record_delay(engine: AsyncEngine, line_id: uuid.UUID, reason: str,
-                       settings: Settings, *, hand_off: HandOff | None = None) -> str:
+                       settings: Settings, *, hand_off: HandOff | None = None,
+                       audit: Audit | None = None) -> str:
     """Returns the delay's event id."""
 
     async def work(uow: UnitOfWork) -> str:
@@ -34,4 +36,4 @@ async def record_delay(engine: AsyncEngine, line_id: uuid.UUID, reason: str,
         await uow.send([(line_id, DelayNotice(event_id=event_id, reason=reason))])
         return event_id
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)

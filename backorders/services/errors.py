@@ -28,3 +28,18 @@ class Invalid(DomainError):
 
 class Forbidden(DomainError):
     status_code = 403
+
+
+class Unauthorized(DomainError):
+    """No credentials, or credentials that prove nothing: the same answer for a missing,
+    unknown or revoked key, so the answer never tells whether a key exists."""
+
+    status_code = 401
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+
+    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after

@@ -18,6 +18,7 @@ from backorders.schemas import (
 )
 from backorders.services import orders, stock, unit_of_work
 from backorders.services.allocation import Restock
+from backorders.services.audit import Audit
 from backorders.services.errors import Conflict, NotFound
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.services.units import units_changed
@@ -35,7 +36,7 @@ class ProductResult:
 
 async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                       settings: Settings | None = None, *,
-                      hand_off: HandOff | None = None) -> ProductResult:
+                      hand_off: HandOff | None = None, audit: Audit | None = None) -> ProductResult:
     """Create or update a product. Discontinuing it cancels what its lines wait for (units
     already allocated still ship) and records a refund for each; a policy change re-dates
     the queue."""
@@ -87,7 +88,7 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
         await units_changed(uow, stock_rows.values(), queue_changed=True)  # a new policy
         return ProductResult(_product_out(row), False)
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
 
 
 async def _discontinue(uow: UnitOfWork, sku: str) -> int:
@@ -177,6 +178,7 @@ async def get_inventory(engine: AsyncEngine, sku: str) -> InventoryOut:
 async def count_stock(
     engine: AsyncEngine, sku: str, body: StockCountIn, settings: Settings, *,
     hand_off: HandOff | None = None,
+    audit: Audit | None = None,
 ) -> InventoryOut:
     """Set the counted on-hand figure. An increase serves the queue like a receipt; a
     count below what is already reserved for customers is refused, not silently oversold."""
@@ -210,4 +212,4 @@ async def count_stock(
                                      order_id=a.order_id, quantity=a.quantity)
                        for a in served])
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)

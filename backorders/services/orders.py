@@ -25,6 +25,7 @@ from backorders.domain.lifecycle import CANCELLABLE, AllocationStatus, line_stat
 from backorders.schemas import CancelIn, OrderIn
 from backorders.services import lines, stock, unit_of_work
 from backorders.services.allocation import Restock
+from backorders.services.audit import Audit
 from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.services.units import units_changed
@@ -40,7 +41,7 @@ class IntakeResult:
 
 
 async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
-                      hand_off: HandOff | None = None) -> IntakeResult:
+                      hand_off: HandOff | None = None, audit: Audit | None = None) -> IntakeResult:
     fingerprint = body.fingerprint()
 
     async def work(uow: UnitOfWork) -> IntakeResult:
@@ -70,7 +71,10 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
             )
         ).one_or_none()
         if inserted is None:
-            return await _replay(conn, body, fingerprint)
+            replayed = await _replay(conn, body, fingerprint)
+            if uow.audit is not None:
+                uow.audit.about(replayed.order_id, "replayed")
+            return replayed
 
         stock_rows = await stock.lock(conn, (ln.sku for ln in body.lines))
         for index, ln in enumerate(body.lines):
@@ -147,9 +151,11 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
                  body.customer.id, "; ".join(
                      f"{r['sku']} x{r['quantity']} ({r['fulfillable_quantity']} from stock, "
                      f"{r['waiting_quantity']} backordered)" for r in line_rows))
+        if uow.audit is not None:
+            uow.audit.about(order_id, f"created {body.channel} order {body.order_number}")
         return IntakeResult(order_id, True)
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
 
 
 def _check_backorder_policy(row: stock.StockRow, waiting: int, index: int) -> None:
@@ -229,6 +235,7 @@ class CancelResult:
 async def cancel_order(
     engine: AsyncEngine, order_id: uuid.UUID, body: CancelIn, settings: Settings, *,
     hand_off: HandOff | None = None,
+    audit: Audit | None = None,
 ) -> CancelResult:
     """Cancel what has not begun its hand-over to the carrier: the waiting quantity and
     any allocation not yet dispatching. Freed units go to the next lines in the queue."""
@@ -272,7 +279,7 @@ async def cancel_order(
         log.info("order %s: %d unit(s) cancelled (%s)", order_id, total, reason)
         return CancelResult(order_id, total)
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backorders.db import autocommit
 from backorders.schemas import PurchaseOrderIn, PurchaseOrderOut
 from backorders.services import stock, unit_of_work
+from backorders.services.audit import Audit
 from backorders.services.errors import Conflict, NotFound
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.services.units import units_changed
@@ -17,7 +18,8 @@ from backorders.settings import Settings
 
 async def put_purchase_order(engine: AsyncEngine, po_number: str, body: PurchaseOrderIn,
                              settings: Settings, *,
-                             hand_off: HandOff | None = None) -> tuple[PurchaseOrderOut, bool]:
+                             hand_off: HandOff | None = None,
+                             audit: Audit | None = None) -> tuple[PurchaseOrderOut, bool]:
     """Create or replace a purchase order as the ERP sees it now: new dates, quantities,
     lines dropped (cancelled) or the whole order cancelled. What was received stays."""
 
@@ -75,7 +77,7 @@ async def put_purchase_order(engine: AsyncEngine, po_number: str, body: Purchase
         await units_changed(uow, stock_rows.values(), supply_changed=True)
         return await _po_out(conn, po_number), bool(created)
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
 
 
 async def _po_out(conn: AsyncConnection, po_number: str) -> PurchaseOrderOut:

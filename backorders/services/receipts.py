@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backorders.schemas import AllocationOut, ReceiptIn, ReceiptOut
 from backorders.services import purchase_orders, stock, unit_of_work
 from backorders.services.allocation import ReceivedLot, Restock
+from backorders.services.audit import Audit
 from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.services.units import units_changed
@@ -27,13 +28,15 @@ class ReceiptResult:
 
 
 async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings, *,
-                  hand_off: HandOff | None = None) -> ReceiptResult:
+                  hand_off: HandOff | None = None, audit: Audit | None = None) -> ReceiptResult:
     fingerprint = body.fingerprint()
 
     async def work(uow: UnitOfWork) -> ReceiptResult:
         conn = uow.conn
         previous = await _replay(conn, body, fingerprint)
         if previous is not None:
+            if uow.audit is not None:
+                uow.audit.detail = "replayed"
             return previous
         row = (await stock.lock(conn, [body.sku])).get(body.sku)
         if row is None:
@@ -86,7 +89,9 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings, *,
         )
         return ReceiptResult(receipt, True)
 
-    return await unit_of_work.run(engine, settings, work, hand_off)
+    if audit is not None:
+        audit.about(body.receipt_id)
+    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
 
 
 async def _replay(conn: AsyncConnection, body: ReceiptIn, fingerprint: str) -> ReceiptResult | None:

@@ -4,7 +4,10 @@ Every write runs in `run`: the work gets a `UnitOfWork` holding the transaction'
 connection and collecting the outbox rows it writes. After commit, the rows are handed
 to `hand_off` (the API delivers them at once); a writer without one, or whose hand-off
 fails, leaves them to the relay after the grace period. A retried transaction starts
-with a fresh unit of work, so nothing a rolled-back attempt wrote is handed off."""
+with a fresh unit of work, so nothing a rolled-back attempt wrote is handed off.
+
+A write made for a caller carries its `Audit`: the audit row is written in the same
+transaction, after the work, so the change and its record never disagree."""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backorders.contracts.line import LineMessage
 from backorders.db import transaction
+from backorders.services import audit as audit_trail
 from backorders.services import outbox
+from backorders.services.audit import Audit
 from backorders.settings import Settings
 
 T = TypeVar("T")
@@ -32,6 +37,7 @@ class UnitOfWork:
     outbox_ids: list[int] = field(default_factory=list)
     """Rows to deliver right after commit."""
     relay_woken: bool = False
+    audit: Audit | None = None
 
     async def send(self, messages: Sequence[tuple[Any, LineMessage]]) -> None:
         """Write messages to lines, for delivery after commit."""
@@ -51,17 +57,22 @@ class UnitOfWork:
 
 async def run(engine: AsyncEngine, settings: Settings,
               work: Callable[[UnitOfWork], Awaitable[T]],
-              hand_off: HandOff | None = None) -> T:
-    """Run `work` in one transaction (retried from the start on lock conflicts), then
-    hand off what it wrote."""
+              hand_off: HandOff | None = None, *, audit: Audit | None = None) -> T:
+    """Run `work` in one transaction (retried from the start on lock conflicts) with its
+    audit row, then hand off what it wrote."""
     attempt: list[UnitOfWork] = []
 
     async def in_transaction(conn: AsyncConnection) -> T:
-        uow = UnitOfWork(conn, settings)
+        uow = UnitOfWork(conn, settings, audit=audit)
         attempt[:] = [uow]
-        return await work(uow)
+        result = await work(uow)
+        if uow.audit is not None:
+            await audit_trail.record(conn, uow.audit, "accepted")
+        return result
 
     result = await transaction(engine, in_transaction)
+    if audit is not None:
+        audit.recorded = True
     if hand_off is not None:
         await hand_off(attempt[0].outbox_ids if attempt else [])
     return result

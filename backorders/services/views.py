@@ -135,6 +135,7 @@ async def list_backorders(
     sku: str | None = None,
     status: LineStatus | None = None,
     customer_id: str | None = None,
+    channel: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> BackorderPage:
@@ -152,6 +153,9 @@ async def list_backorders(
     if customer_id is not None:
         where.append("l.customer_id = :customer_id")
         params["customer_id"] = customer_id
+    if channel is not None:
+        where.append("o.channel = :channel")
+        params["channel"] = channel
     sku_filter = "AND l.sku = :sku" if sku is not None else ""
     async with engine.connect() as conn:
         rows = (

@@ -66,7 +66,9 @@ async def stack(tmp_path) -> AsyncIterator[Stack]:
         assert infra.temporal is not None
         client = await connect(Settings(_env_file=None, temporal_address=infra.temporal.address,
                                         temporal_namespace=NAMESPACE), attempts=120)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
+        headers = {"Authorization": f"Bearer {infra.admin_key(NAMESPACE)}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                     headers=headers) as api:
             running = Stack(infra, engine, api, client, worker=None)  # type: ignore[arg-type]
             running.start_worker()
             yield running
