@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from twilio.request_validator import RequestValidator
 
 from backorders.contracts.activities import LineNotice
 from backorders.notify.channels import LogChannel
@@ -273,8 +274,11 @@ async def test_opting_out_is_honoured_at_once_by_link_and_by_sms_keyword(
     assert r.status_code == 200, r.text
     assert (await api.get(link.replace("token=", "token=0"))).status_code == 403
 
-    r = await api.post("/sms/inbound", content="From=%2B15557654321&Body=stop",
-                       headers={"content-type": "application/x-www-form-urlencoded"})
+    form = {"From": "+15557654321", "Body": "stop"}
+    signature = RequestValidator(provider_settings.twilio_auth_token.get_secret_value()) \
+        .compute_signature(provider_settings.public_base_url.rstrip("/") + "/sms/inbound", form)
+    r = await api.post("/sms/inbound", data=form, headers={"X-Twilio-Signature": signature})
+    assert r.status_code == 200, r.text
     assert r.json()["customers"] == ["fay"]
     prefs = (await api.get("/customers/fay/preferences")).json()
     assert sorted(prefs["opted_out"]) == ["email", "sms"]

@@ -4,17 +4,16 @@ receives, how failures are classified, and how `send_with_retry` waits."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
 import logging
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 
 import httpx
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from backorders.notify.channels import (
     LogChannel,
@@ -30,7 +29,7 @@ from tests.fakes.providers import PUSH_PATH, SENDGRID_PATH, ProviderServer, twil
 
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "twilio-token"
-SECRET = "push-secret"
+SECRET = "whsec_" + base64.b64encode(b"push-secret-for-the-tests").decode()
 
 
 def email(**overrides: object) -> Outgoing:
@@ -242,28 +241,71 @@ async def test_twilio_uses_an_injected_client(provider_server: ProviderServer) -
 # --- push webhook ------------------------------------------------------------------------
 
 
-async def test_webhook_push_is_signed_and_carries_the_idempotency_key(
+async def test_webhook_push_is_signed_the_standard_webhooks_way(
         provider_server: ProviderServer) -> None:
+    before = time.time()
     delivery = await WebhookPush(provider_server.url + PUSH_PATH, SECRET).send(push())
 
     [request] = provider_server.requests_to(PUSH_PATH)
-    expected = hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(request.headers["x-signature"], f"sha256={expected}")
-    assert request.headers["idempotency-key"] == "line-42:backordered:push"
-    assert json.loads(request.body) == {
+    # What a receiver runs: the reference library, given the same `whsec_` secret.
+    payload = Webhook(SECRET).verify(request.body, request.headers)
+    assert payload == {
         "to": "device-token-1", "title": "Your order is on backorder",
         "body": "Hello Ada,\nwidgets are on their way soon.",
         "idempotency_key": "line-42:backordered:push"}
+    assert request.headers["webhook-id"] == "line-42:backordered:push"
+    assert before - 1 <= int(request.headers["webhook-timestamp"]) <= time.time()
+    assert request.headers["webhook-signature"].startswith("v1,")
+    assert request.headers["idempotency-key"] == "line-42:backordered:push"
+    assert "x-signature" not in request.headers  # the old body-only, replayable signature
     assert delivery == Delivery(provider_id=None)
 
 
-async def test_webhook_signature_does_not_verify_with_another_secret(
+async def test_webhook_push_does_not_verify_with_another_secret(
         provider_server: ProviderServer) -> None:
     await WebhookPush(provider_server.url + PUSH_PATH, SECRET).send(push())
 
     [request] = provider_server.requests
-    forged = hmac.new(b"other-secret", request.body, hashlib.sha256).hexdigest()
-    assert request.headers["x-signature"] != f"sha256={forged}"
+    other = "whsec_" + base64.b64encode(b"another-receiver-secret").decode()
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(other).verify(request.body, request.headers)
+
+
+async def test_a_push_older_than_five_minutes_is_refused_and_cannot_be_redated(
+        provider_server: ProviderServer) -> None:
+    six_minutes_ago = datetime.now(UTC) - timedelta(minutes=6)
+    await WebhookPush(provider_server.url + PUSH_PATH, SECRET,
+                      now=lambda: six_minutes_ago).send(push())
+
+    [request] = provider_server.requests
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(SECRET).verify(request.body, request.headers)
+    # A replay with a fresh timestamp fails too: the timestamp is part of what is signed.
+    redated = {**request.headers, "webhook-timestamp": str(int(time.time()))}
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(SECRET).verify(request.body, redated)
+
+
+async def test_a_retried_push_keeps_its_webhook_id_and_signs_each_attempt_anew(
+        provider_server: ProviderServer) -> None:
+    provider_server.fail_next(PUSH_PATH, status=503)
+    start = datetime.now(UTC)
+    attempts = iter([start - timedelta(seconds=30), start])
+    sender = WebhookPush(provider_server.url + PUSH_PATH, SECRET, now=lambda: next(attempts))
+
+    await send_with_retry(sender, push(), sleep=Sleeps())
+
+    [failed, retried] = provider_server.requests_to(PUSH_PATH)
+    assert failed.answered == 503 and retried.answered == 200
+    assert failed.headers["webhook-id"] == retried.headers["webhook-id"] == "line-42:backordered:push"
+    assert int(retried.headers["webhook-timestamp"]) - int(failed.headers["webhook-timestamp"]) == 30
+    assert failed.headers["webhook-signature"] != retried.headers["webhook-signature"]
+    assert Webhook(SECRET).verify(retried.body, retried.headers)["to"] == "device-token-1"
+
+
+def test_webhook_push_refuses_a_malformed_secret_when_built() -> None:
+    with pytest.raises(ValueError, match="whsec_"):
+        WebhookPush("http://x/push", "whsec_not base64!")
 
 
 # --- what every HTTP adapter shares ------------------------------------------------------

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Literal
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 
 from api.access import AuditDep
 from api.deps import ServicesDep
 from api.params import IdentifierPath
+from api.webhooks import SIGNED_RESPONSES, TwilioForm
 from backorders.schemas import (
     IDENTIFIER_PATTERN,
     DelayIn,
@@ -55,14 +55,14 @@ async def opt_out_link(
     return {"customer_id": customer_id, "opted_out": channel}
 
 
-@router.post("/sms/inbound")
-async def sms_inbound(request: Request, services: ServicesDep) -> dict[str, object]:
-    """The SMS provider's inbound webhook (form-encoded From and Body): a STOP keyword
-    opts that number out of SMS at once."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+@router.post("/sms/inbound", responses=SIGNED_RESPONSES)
+async def sms_inbound(form: TwilioForm, services: ServicesDep,
+                      request: Request) -> dict[str, object]:
+    """The SMS provider's inbound webhook (form-encoded From and Body), acted on only when
+    Twilio signed it: a STOP keyword opts that number out of SMS at once."""
     customers = await preferences.sms_reply(services.engine, services.settings,
-                                            (form.get("From") or [""])[0],
-                                            (form.get("Body") or [""])[0], path=request.url.path)
+                                            form.get("From", ""), form.get("Body", ""),
+                                            path=request.url.path)
     if customers is None:
         return {"opted_out": None, "customers": []}
     return {"opted_out": "sms", "customers": customers}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import http.client
 import json
 import logging
@@ -19,6 +17,7 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +29,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_base
 
 from backorders.notify.message import Channel, Delivery, DeliveryFailed, Outgoing
+from backorders.webhooks import sign_standard, standard_key
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ IDEMPOTENCY_ARG = "idempotency_key"
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
 """The email header that carries the key, so a copy in a mailbox can be traced."""
 TWILIO_IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
-SIGNATURE_HEADER = "X-Signature"
 
 
 @runtime_checkable
@@ -209,23 +208,27 @@ class TwilioSms(_HttpSender):
         return Delivery(provider_id=sid)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Signature` value for a push body: `sha256=<hex HMAC-SHA256 of the bytes>`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class WebhookPush(_HttpSender):
-    """Push through our own app's webhook: a JSON body signed with HMAC-SHA256 so the app
-    can tell it came from us, and the idempotency key so it can drop a repeat."""
+    """Push through our own app's webhook, signed the Standard Webhooks way so the app
+    can tell it came from us and when: `webhook-id` is the message's idempotency key,
+    the same on every retry, so the app can drop a repeat; `webhook-timestamp` is the
+    attempt's, so a captured request is refused once the receiver's window passes.
+
+    `secret`: a `whsec_<base64>` string or the raw key (see `backorders.webhooks.push_secret`)."""
 
     channel: Channel = Channel.PUSH
     provider = "push webhook"
 
-    def __init__(self, url: str, secret: str, client: httpx.AsyncClient | None = None, *,
-                 timeout: float = 10) -> None:
+    def __init__(self, url: str, secret: str | bytes, client: httpx.AsyncClient | None = None, *,
+                 timeout: float = 10, now: Callable[[], datetime] = _utc_now) -> None:
         super().__init__(client, timeout)
         self._url = url
-        self._secret = secret
+        self._secret = standard_key(secret)  # a malformed secret fails here, not per send
+        self._now = now
 
     async def send(self, message: Outgoing) -> Delivery:
         # Serialised once: the signature covers exactly the bytes sent.
@@ -235,7 +238,7 @@ class WebhookPush(_HttpSender):
         await self._post(self._url, content=body, headers={
             "Content-Type": "application/json",
             "Idempotency-Key": message.idempotency_key,
-            SIGNATURE_HEADER: sign(self._secret, body)})
+            **sign_standard(self._secret, message.idempotency_key, body, self._now())})
         return Delivery(provider_id=None)
 
 

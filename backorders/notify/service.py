@@ -46,6 +46,7 @@ from backorders.notify.templates import (
     render,
 )
 from backorders.settings import Settings
+from backorders.webhooks import push_secret
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,7 @@ def senders_from_settings(settings: Settings) -> dict[Channel, Sender]:
             settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
             settings.twilio_from, base_url=settings.twilio_base_url)
     if settings.push_webhook_url:
-        senders[Channel.PUSH] = WebhookPush(settings.push_webhook_url,
-                                            settings.notify_secret.get_secret_value())
+        senders[Channel.PUSH] = WebhookPush(settings.push_webhook_url, push_secret(settings))
     return senders
 
 
