@@ -96,6 +96,8 @@ RULES: dict[str, Rule] = {
     "GET /ops/outbox": allow(OPS),
     "POST /ops/outbox/{message_id}/replay": allow(OPS),
     "GET /ops/audit": allow(OPS),
+    "GET /kpis": allow(OPS),
+    "GET /kpis/series": allow(OPS),
     "POST /admin/keys": ADMIN_ONLY,
     "GET /admin/keys": ADMIN_ONLY,
     "DELETE /admin/keys/{key_id}": ADMIN_ONLY,

@@ -391,6 +391,21 @@ class Notification(Base):
     )
 
 
+class OptOut(Base):
+    """A customer leaving a channel, when and how (link, SMS keyword, preferences): the
+    opt-out rate counts these, since the preferences row keeps only the current set."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(sa.ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(sa.Text)
+    source: Mapped[str] = mapped_column(sa.Text)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.Index("ix_opt_outs_at", "at"),)
+
+
 class StaffAlertState(Base):
     """When each staff alert last fired per SKU, so a condition that stays true alerts
     once per cool-down rather than on every order."""

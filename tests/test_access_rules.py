@@ -42,6 +42,8 @@ EXPECTED: dict[str, set[Role] | str] = {
     "GET /ops/outbox": {OPS, ADMIN},
     "POST /ops/outbox/{message_id}/replay": {OPS, ADMIN},
     "GET /ops/audit": {OPS, ADMIN},
+    "GET /kpis": {OPS, ADMIN},
+    "GET /kpis/series": {OPS, ADMIN},
     "POST /admin/keys": {ADMIN},
     "GET /admin/keys": {ADMIN},
     "DELETE /admin/keys/{key_id}": {ADMIN},

@@ -118,6 +118,27 @@ _SAVE_PREFERENCES = sa.text(
 )
 
 
+_CURRENT_OPT_OUTS = sa.text(
+    "SELECT opted_out FROM customer_preferences WHERE customer_id = :id FOR UPDATE")
+_RECORD_OPT_OUTS = sa.text(
+    """
+    INSERT INTO opt_outs (customer_id, channel, source)
+    SELECT :id, c, :source FROM unnest(CAST(:channels AS text[])) c
+    WHERE NOT c = ANY(CAST(:before AS text[]))
+    """
+)
+
+
+async def record_opt_outs(conn: AsyncConnection, customer_id: str, channels: list[str],
+                          source: str) -> None:
+    """Date the channels the customer is leaving now (not those already left), before
+    their preferences row is changed; the row is locked until the change commits."""
+    before = (await conn.execute(_CURRENT_OPT_OUTS, {"id": customer_id})).scalar_one_or_none()
+    if set(channels) - set(before or ()):
+        await conn.execute(_RECORD_OPT_OUTS, {"id": customer_id, "channels": channels,
+                                              "source": source, "before": list(before or ())})
+
+
 async def save_preferences(
     conn: AsyncConnection,
     customer_id: str,
@@ -135,6 +156,7 @@ async def save_preferences(
     """Replace the customer's preferences and return the stored row; a customer not seen
     in an order yet is created, so a shop can set preferences at sign-up."""
     await conn.execute(_ENSURE_CUSTOMER, {"id": customer_id})
+    await record_opt_outs(conn, customer_id, opted_out, "preferences")
     return (await conn.execute(_SAVE_PREFERENCES, {
         "id": customer_id, "channels": channels, "digest": digest, "tz": timezone,
         "qs": quiet_start, "qe": quiet_end, "opted_out": opted_out, "segments": segments,
@@ -154,10 +176,12 @@ def opt_out_valid(secret: str, customer_id: str, channel: str, token: str) -> bo
     return hmac.compare_digest(opt_out_token(secret, customer_id, channel), token)
 
 
-async def opt_out(conn: AsyncConnection, customer_id: str, channel: Channel) -> bool:
+async def opt_out(conn: AsyncConnection, customer_id: str, channel: Channel,
+                  source: str = "link") -> bool:
     """Honoured at once: every later send reads preferences afresh."""
     if not await customer_known(conn, customer_id):
         return False
+    await record_opt_outs(conn, customer_id, [channel.value], source)
     await conn.execute(sa.text(
         """
         INSERT INTO customer_preferences (customer_id, opted_out) VALUES (:id, ARRAY[:ch])
@@ -174,7 +198,7 @@ async def opt_out_phone(conn: AsyncConnection, phone: str) -> list[str]:
     ids = (await conn.execute(sa.text("SELECT id FROM customers WHERE phone = :p ORDER BY id"),
                               {"p": phone})).scalars().all()
     for customer_id in ids:
-        await opt_out(conn, customer_id, Channel.SMS)
+        await opt_out(conn, customer_id, Channel.SMS, "sms keyword")
     return list(ids)
 
 

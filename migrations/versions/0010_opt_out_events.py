@@ -1,0 +1,44 @@
+"""opt-out events: when each customer left each channel, for the opt-out rate
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "opt_outs",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
+        sa.Column("customer_id", sa.Text(), nullable=False),
+        sa.Column("channel", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"],
+                                name="fk_opt_outs_customer_id_customers"),
+        sa.PrimaryKeyConstraint("id", name="pk_opt_outs"),
+    )
+    op.create_index("ix_opt_outs_at", "opt_outs", ["at"])
+    # What was opted out before this table existed, dated by the preferences' last change.
+    op.execute(
+        """
+        INSERT INTO opt_outs (customer_id, channel, source, at)
+        SELECT customer_id, unnest(opted_out), 'before 0010', updated_at FROM customer_preferences
+        """
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("opt_outs")
