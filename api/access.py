@@ -12,25 +12,32 @@ it its own channel's orders alone (`Caller.sees_channel`)."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import math
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.convertors import Convertor
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.dashboard import session as dashboard_session
 from backorders.domain.access import Caller, Role
 from backorders.services import keys
 from backorders.services.audit import Audit, record_refusal
@@ -50,6 +57,12 @@ class Rule:
     scoped: bool = False
     """A channel key may call it, for its own channel's orders only."""
     why: str = ""
+    session: bool = False
+    """A dashboard page: the caller is the key its signed session cookie names, and a
+    caller without one is sent to sign in."""
+    limited: bool = True
+    """Counted against the caller's rate limit (probes are not: a flood of bad keys from
+    one address must not make the load balancer drop the instance)."""
 
     def allows(self, role: Role) -> bool:
         return role is ADMIN or role in self.roles
@@ -59,8 +72,12 @@ def allow(*roles: Role, scoped: bool = False) -> Rule:
     return Rule(roles=frozenset(roles), scoped=scoped)
 
 
-def public(why: str) -> Rule:
-    return Rule(public=True, why=why)
+def page(*roles: Role) -> Rule:
+    return Rule(roles=frozenset(roles), session=True)
+
+
+def public(why: str, *, limited: bool = True) -> Rule:
+    return Rule(public=True, why=why, limited=limited)
 
 
 ADMIN_ONLY = allow()
@@ -101,11 +118,28 @@ RULES: dict[str, Rule] = {
     "POST /admin/keys": ADMIN_ONLY,
     "GET /admin/keys": ADMIN_ONLY,
     "DELETE /admin/keys/{key_id}": ADMIN_ONLY,
-    "GET /health": public("load balancers and probes"),
-    "GET /": public("redirects to the API docs"),
+    # the dashboard: people signed in with an ops or admin key.
+    "GET /dashboard": page(OPS),
+    "GET /dashboard/backorders": page(OPS),
+    "GET /dashboard/backorders.csv": page(OPS),
+    "GET /dashboard/products": page(OPS),
+    "GET /dashboard/products/{sku}": page(OPS),
+    "GET /dashboard/lines/{line_id}": page(OPS),
+    "GET /dashboard/suppliers": page(OPS),
+    "GET /dashboard/notifications": page(OPS),
+    "GET /dashboard/operations": page(OPS),
+    "POST /dashboard/operations/outbox/{message_id}/replay": page(OPS),
+    "GET /dashboard/login": public("the sign-in form"),
+    "POST /dashboard/login": public("proves the key typed into the form"),
+    "POST /dashboard/logout": public("ends whatever session the cookie holds"),
+    "GET /health": public("load balancers and probes", limited=False),
+    "GET /": public("redirects to the dashboard"),
 }
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UNAUDITED = "not recorded in the change's transaction"
+"""The detail of an audit row the gate had to write after a completed change; tests
+require that none exist."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +232,11 @@ async def identify(services: Any, rule: Rule, scope: Scope) -> Caller | None:
     """The caller a route's key proves (None for a public route), within its rate."""
     limits: RateLimits = services.rate_limits
     if rule.public:
-        await limits.spend(_client(scope))
+        if rule.limited:
+            await limits.spend(_client(scope))
         return None
+    if rule.session:
+        return await _session_caller(services, scope)
     presented = _bearer(scope)
     caller = await keys.authenticate(services.engine, services.settings, presented) \
         if presented else None
@@ -208,6 +245,17 @@ async def identify(services: Any, rule: Rule, scope: Scope) -> Caller | None:
         raise Unauthorized("unauthorized", "send a valid API key: `Authorization: Bearer <key>`"
                            if presented is None else "this API key is not valid")
     await limits.spend(f"key:{caller.key_id}")
+    return caller
+
+
+async def _session_caller(services: Any, scope: Scope) -> Caller:
+    found = dashboard_session.read(services.settings, scope)
+    caller = await keys.caller_by_id(services.engine, found.key_id) if found else None
+    if caller is None:
+        await services.rate_limits.spend(_client(scope))
+        raise Unauthorized("unauthorized", "sign in to the dashboard with an ops or admin key")
+    await services.rate_limits.spend(f"key:{caller.key_id}")
+    scope.setdefault("state", {})["session"] = found
     return caller
 
 
@@ -255,10 +303,12 @@ class AccessGate:
                 assert caller is not None
                 await _refused(services, Audit(caller, method, path, resource=_resource(params)),
                                exc.status_code, f"{exc.code}: {exc.message}")
-            await _error(exc)(scope, receive, send)
+            respond = _page_error if rule.session else _error
+            await respond(exc, scope)(scope, receive, send)
             return
-        except DBAPIError:
-            log.warning("database unavailable while checking a key", exc_info=True)
+        except (DBAPIError, PoolTimeout, StorageError, OSError):
+            log.warning("database or rate-limit store unavailable while checking a key",
+                        exc_info=True)
             await _unavailable()(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -282,7 +332,13 @@ class AccessGate:
             raise
         finally:
             if not audit.recorded:
-                await _refused(services, audit, answered.status or 500, answered.detail())
+                status = answered.status or 500
+                if status < 400:  # a route whose service did not audit in its transaction
+                    log.error("%s %s answered %s without auditing the change in its "
+                              "transaction", method, path, status)
+                    audit.detail = UNAUDITED
+                await _refused(services, audit, status,
+                               UNAUDITED if status < 400 else answered.detail())
 
 
 class _Answer:
@@ -307,7 +363,15 @@ class _Answer:
 
 
 def _resource(params: dict[str, Any]) -> str | None:
-    return str(next(iter(params.values()))) if params else None
+    """The first path parameter, a UUID in its canonical form, so the audit trail is
+    searchable by the id the API answers with, however the client spelled it."""
+    if not params:
+        return None
+    value = str(next(iter(params.values())))
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
 
 
 async def _refused(services: Any, audit: Audit, status: int, detail: str | None) -> None:
@@ -317,7 +381,30 @@ async def _refused(services: Any, audit: Audit, status: int, detail: str | None)
         log.warning("could not audit %s %s (%s)", audit.method, audit.path, status, exc_info=True)
 
 
-def _error(exc: DomainError) -> JSONResponse:
+def _page_error(exc: DomainError, scope: Scope) -> Response:
+    """A person at the dashboard is sent to sign in, or told which key they need."""
+    if isinstance(exc, Unauthorized):
+        path = scope.get("path", "/dashboard")
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = path + (f"?{query}" if query else "")
+        return RedirectResponse("/dashboard/login?" + urlencode({"next": target}),
+                                status_code=303)
+    status = exc.status_code
+    message = html.escape(exc.message)
+    if isinstance(exc, Forbidden):
+        message = ("The dashboard is for ops and admin keys; this key's role may not see it. "
+                   "Sign out and sign in with an ops or admin key.")
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return HTMLResponse(
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{status}</title>"
+        f"<link rel=stylesheet href=/dashboard/static/dashboard.css>"
+        f"<main class=narrow><h1>{status} {html.escape(exc.code.replace('_', ' '))}</h1>"
+        f"<p>{message}</p><form method=post action=/dashboard/logout>"
+        f"<button>Sign out</button></form></main></html>",
+        status_code=status, headers=headers)
+
+
+def _error(exc: DomainError, scope: Scope | None = None) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="backorders"'}
@@ -367,11 +454,11 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 AuditDep = Annotated[Audit, Depends(get_audit)]
 
 
-def own_channel(caller: Caller, channel: str, what: str) -> None:
-    """A channel key asking for another channel's order gets the answer an unknown
-    order gets: it learns nothing about other channels."""
+def own_channel(caller: Caller, channel: str, unknown: NotFound) -> None:
+    """A channel key asking for another channel's order gets exactly the answer an
+    unknown order gets (`unknown`): it learns nothing about other channels."""
     if not caller.sees_channel(channel):
-        raise NotFound(f"unknown_{what}", f"no such {what}", field=f"{what}_id")
+        raise unknown
 
 
 # --- the OpenAPI document ---------------------------------------------------------------

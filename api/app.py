@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api import errors
 from api.access import AccessGate, RateLimits, check_rules, document
+from api.dashboard import routes as dashboard
 from api.deps import Services
 from api.routes import (
     admin,
@@ -31,6 +34,8 @@ from backorders.db import create_engine, dispose
 from backorders.settings import DefaultSecret, Settings, get_settings
 from backorders.temporal import connect
 from handoff.deliver import OutboxDeliverer
+
+DASHBOARD_STATIC = Path(__file__).parent / "dashboard" / "static"
 
 
 def create_app(
@@ -67,9 +72,13 @@ def create_app(
         # gate's JSON 413 with plain text (see `access.AccessGate`).
         app.include_router(module.router, max_body_size=settings.api_max_body_bytes)
 
+    app.include_router(dashboard.router, max_body_size=settings.api_max_body_bytes)
+    app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD_STATIC), name="dashboard-static")
+
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        """People land on the dashboard (which sends them to sign in); the API is at /docs."""
+        return RedirectResponse("/dashboard")
 
     check_rules(app)
     document(app)

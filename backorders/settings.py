@@ -124,6 +124,17 @@ class Settings(BaseSettings):
     api_rate_limit: str = "600/minute"
     api_rate_limit_storage: str = "memory://"
     api_max_body_bytes: int = 1_048_576
+
+    # Dashboard (F19). A sign-in lasts this long; the key's revocation ends it sooner.
+    dashboard_session_hours: float = 12.0
+    # "Needing alternative sourcing": no open purchase order covers the line, or it has
+    # waited longer than this.
+    dashboard_sourcing_after_days: int = 14
+    # How often an open dashboard page refreshes its numbers.
+    dashboard_refresh_seconds: float = 10.0
+    # Where the Temporal UI is, for links from a line to its workflow; empty: the
+    # embedded UI on this machine (http://127.0.0.1:TEMPORAL_UI_PORT).
+    temporal_ui_url: str = ""
     # Set by `make run` for its children: the embedded stack on one laptop may run with
     # the default secrets; any other server refuses to.
     embedded_stack: bool = False
@@ -147,13 +158,17 @@ class Settings(BaseSettings):
         defaults = [name for name, value, default in (
             ("NOTIFY_SECRET", self.notify_secret, DEFAULT_NOTIFY_SECRET),
             ("API_KEY_PEPPER", self.api_key_pepper, DEFAULT_API_KEY_PEPPER),
-        ) if value.get_secret_value() == default]
+        ) if value.get_secret_value() == default or len(value.get_secret_value()) < 16]
         if defaults:
             raise DefaultSecret(
-                f"{' and '.join(defaults)} still {'have' if len(defaults) > 1 else 'has'} the "
-                "published default value; set a long random value (for example "
+                f"{' and '.join(defaults)}: the published default value, or shorter than 16 "
+                "characters; set a long random value (for example "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) before "
                 "starting a server outside `make run`")
+
+    @property
+    def temporal_ui(self) -> str:
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}").rstrip("/")
 
     @property
     def libpq_url(self) -> str:

@@ -145,6 +145,8 @@ class Stack:
         lines = [
             "",
             "Backorders is running",
+            f"  Dashboard     http://{s.api_host}:{s.api_port}/dashboard   "
+            "(sign in with an ops or admin key)",
             f"  API           http://{s.api_host}:{s.api_port}   (OpenAPI docs at /docs)",
         ]
         if temporal is not None:

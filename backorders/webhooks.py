@@ -132,9 +132,11 @@ def sign_standard(secret: str | bytes, msg_id: str, body: bytes,
 
 def push_secret(settings: Settings) -> bytes:
     """The key our push webhook is signed with: PUSH_WEBHOOK_SECRET (`whsec_<base64>`,
-    what a receiver's Standard Webhooks library is given), else the UTF-8 bytes of
-    NOTIFY_SECRET. An empty PUSH_WEBHOOK_SECRET counts as unset."""
+    what a receiver's Standard Webhooks library is given). It must be its own secret:
+    NOTIFY_SECRET signs opt-out links, and a receiver holding it could forge them. Raises
+    ValueError when it is unset or empty, so a push channel without it fails at start."""
     configured = settings.push_webhook_secret
-    if configured is not None and configured.get_secret_value():
-        return standard_key(configured.get_secret_value())
-    return settings.notify_secret.get_secret_value().encode()
+    if configured is None or not configured.get_secret_value():
+        raise ValueError("PUSH_WEBHOOK_URL is set but PUSH_WEBHOOK_SECRET is not: give the "
+                         "push webhook its own whsec_<base64> secret")
+    return standard_key(configured.get_secret_value())

@@ -12,7 +12,9 @@ work cannot slow later figures down:
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
               worker and server memory with none and 10,000 waiting
 4. intake     orders per second through the HTTP API at fixed concurrency, with latency
-5. scale      (`make bench-scale`, not in the 10-minute default) memory and allocation time
+5. dashboard  the dashboard's pages and /kpis with 10,000 lines waiting over a history of
+              20,000 shipped backorders: latency per page (goal < 500 ms)
+6. scale      (`make bench-scale`, not in the 10-minute default) memory and allocation time
               with 10k and 50k lines waiting
 
 Two diagnostics, to split the ratio's gap, run with `--diagnostics` (or `--only`):
@@ -55,15 +57,18 @@ from backorders.services import inventory, outbox, receipts
 from backorders.settings import Settings
 from backorders.temporal import connect as temporal_connect
 from bench.ceiling import LINE_LIKE_SEARCH_ATTRIBUTES, BareLine
+from bench.dashboard import NAMESPACE as DASHBOARD_NAMESPACE
+from bench.dashboard import bench_dashboard
 from bench.infra import CpuMeter, Infra, rss
 from handoff.deliver import OutboxDeliverer
 from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "scale"]
+SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "dashboard", "scale"]
 DIAGNOSTICS = ["visible", "activities"]
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle-1",
-              "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale"]
+              "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale",
+              DASHBOARD_NAMESPACE]
 
 
 async def bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
@@ -548,6 +553,12 @@ def table(results: dict[str, Any]) -> str:
                      f"errors {it['errors'] or 'none'}"))
         rows.append(("intake latency p50 / p95 / p99",
                      f"{it['p50_ms']:.0f} / {it['p95_ms']:.0f} / {it['p99_ms']:.0f} ms", ""))
+    db = results.get("dashboard")
+    if db:
+        for name, f in db["pages"].items():
+            rows.append((f"dashboard: {name} p50 / p95", f"{f['p50_ms']:.0f} / {f['p95_ms']:.0f} ms",
+                         f"{db['waiting_lines']} waiting, {db['history_lines']} shipped; "
+                         "goal < 500 ms"))
     sc = results.get("scale")
     if sc:
         for p in sc["points"]:
@@ -607,6 +618,8 @@ async def main(args: argparse.Namespace) -> None:
         if on("intake"):
             results["intake"] = await bench_intake(infra, engine, args.intake_seconds,
                                                    args.concurrency)
+        if on("dashboard"):
+            results["dashboard"] = await bench_dashboard(infra, engine, args.dashboard_lines)
         if on("scale") and args.scale:
             results["scale"] = await bench_scale(infra, engine, args.scale)
         await dispose(engine)
@@ -628,6 +641,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--allocation-lines", type=int, default=10_000)
     parser.add_argument("--intake-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--dashboard-lines", type=int, default=10_000)
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")],
                         default=[],
                         help="waiting-line counts to measure memory and allocation time at "

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
 import pytest
+import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
@@ -24,6 +27,9 @@ from backorders.models import Base
 from backorders.settings import Settings
 from backorders.temporal import DATA_CONVERTER, ensure_search_attributes
 from tests.support import RunningWorker, api_client, start_worker
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 pytest_plugins = ["tests.fakes.providers"]  # the `provider_server` fixture
 
@@ -140,3 +146,74 @@ async def api(
     app = create_app(settings, engine=db, client=temporal_env.client)
     async with api_client(app, db, settings) as client:
         yield client
+
+
+# Browser tests: Debian's chromium under Playwright, offline (tests/browser.py).
+
+_PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[
+        None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item, so a fixture's teardown knows if the test failed."""
+    report = yield
+    item.stash.setdefault(_PHASE_REPORTS, {})[report.when] = report
+    return report
+
+
+def _test_failed(item: pytest.Item) -> bool:
+    reports = item.stash.get(_PHASE_REPORTS, {})
+    return any(r.failed for when, r in reports.items() if when in ("setup", "call"))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    """One headless /usr/bin/chromium for the session: Playwright's driver starts in about
+    0.3 s, the browser in 0.2 s (0.45 s cold). Skipped where it is missing, except under CI
+    (env CI set), where a missing browser fails."""
+    from tests.browser import CHROMIUM, FLAGS, chromium_available
+
+    if not chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install --no-install-recommends chromium")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        started = time.monotonic()
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser_launch_seconds = time.monotonic() - started
+        print(f"chromium {browser.version} launched in {browser_launch_seconds:.2f} s", file=sys.stderr)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(chromium: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Page]:
+    """A fresh context and page. Requests to any host but loopback are aborted, and fail the
+    test at teardown with their URLs. Saves tmp_path/final.png (full page) always, and
+    tmp_path/failure.png when the test failed."""
+    from tests.browser import OffsiteGuard
+
+    context = await chromium.new_context(viewport={"width": 1280, "height": 800},
+                                         service_workers="block")
+    guard = OffsiteGuard()
+    await guard.install(context)
+    try:
+        pg = await context.new_page()
+        yield pg
+        shots = ["failure.png", "final.png"] if _test_failed(request.node) else ["final.png"]
+        for name in shots:
+            try:
+                await pg.screenshot(path=tmp_path / name, full_page=True, timeout=10_000)
+                print(f"screenshot: {tmp_path / name}", file=sys.stderr)
+            except Exception as exc:  # a closed or crashed page: report the test, not this
+                print(f"no screenshot {name}: {exc}", file=sys.stderr)
+    finally:
+        await context.close()
+    if guard.blocked:
+        pytest.fail("the page requested non-loopback URLs (blocked):\n  " + "\n  ".join(guard.blocked),
+                    pytrace=False)

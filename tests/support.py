@@ -53,6 +53,17 @@ async def api_client(app: Any, engine: AsyncEngine, settings: Settings, *,
         async with httpx.AsyncClient(transport=transport, base_url=base_url,
                                      headers=bearer(key)) as client:
             yield client
+    await no_unaudited_writes(engine)
+
+
+async def no_unaudited_writes(engine: AsyncEngine) -> None:
+    """Every write a test made through the API was audited in its own transaction: the
+    gate flags any it had to record afterwards."""
+    from api.access import UNAUDITED
+
+    late = await rows(engine, "SELECT method, path FROM audit_log WHERE detail = :d",
+                      d=UNAUDITED)
+    assert not late, f"writes not audited in their transaction: {late}"
 
 
 @dataclass

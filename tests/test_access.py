@@ -153,13 +153,16 @@ async def test_a_channel_key_places_reads_and_cancels_only_its_own_channels_orde
     async with as_key(shop) as api:
         shop_order = (await api.post("/orders", json=order_body("S-1", [("CH-1", 2)],
                                                                channel="shop"))).json()
-        # Another channel's order is one this key cannot tell from one that does not exist.
-        r = await api.get(f"/orders/{web_order['id']}")
-        assert r.status_code == 404
-        r = await api.post(f"/orders/{web_order['id']}/cancel")
-        assert r.status_code == 404
-        r = await api.get(f"/backorders/{web_order['lines'][0]['id']}")
-        assert r.status_code == 404
+        # Another channel's order is one this key cannot tell from one that does not
+        # exist: the same answer, word for word.
+        for path in ("/orders/{}", "/orders/{}/cancel", "/backorders/{}"):
+            real = web_order["id"] if "orders" in path else web_order["lines"][0]["id"]
+            method = api.post if path.endswith("cancel") else api.get
+            theirs, missing = await method(path.format(real)), await method(
+                path.format("00000000-0000-4000-8000-000000000000"))
+            assert theirs.status_code == missing.status_code == 404
+            assert theirs.json() == {**missing.json(), "message": missing.json()["message"]
+                                     .replace("00000000-0000-4000-8000-000000000000", real)}
         r = await api.get("/orders", params={"channel": "web", "order_number": "W-1"})
         assert r.status_code == 403
         listed = (await api.get("/backorders")).json()
@@ -244,7 +247,72 @@ async def test_an_order_is_audited_under_its_new_id(as_key, db, settings):
     assert entry.detail == "created web order AO-1"
 
 
+async def test_a_channel_cannot_redirect_the_messages_of_another_channels_customer(
+        as_key, db, settings):
+    erp = await key_for(db, settings, Role.ERP)
+    web, shop = (await key_for(db, settings, Role.CHANNEL, "web"),
+                 await key_for(db, settings, Role.CHANNEL, "shop"))
+    async with as_key(erp) as api:
+        await make_product(api, "CUS-1", on_hand=5)
+    async with as_key(web) as api:
+        body = order_body("CW-1", [("CUS-1", 1)], customer="vip", tier="gold", channel="web")
+        assert (await api.post("/orders", json=body)).status_code == 201
+        body = order_body("CW-2", [("CUS-1", 1)], customer="vip", tier="gold", channel="web")
+        body["customer"]["email"] = "vip@new.example"  # the customer's own channel may
+        assert (await api.post("/orders", json=body)).status_code == 201
+    async with as_key(shop) as api:
+        body = order_body("CS-1", [("CUS-1", 1)], customer="vip", channel="shop")
+        body["customer"]["email"] = "attacker@evil.example"
+        assert (await api.post("/orders", json=body)).status_code == 201
+    [customer] = await rows(db, "SELECT email, tier FROM customers WHERE id = 'vip'")
+    assert (customer.email, customer.tier) == ("vip@new.example", "gold")
+
+
+async def test_the_audit_trail_names_an_id_as_the_api_spells_it(as_key, db, settings):
+    admin, ops = await key_for(db, settings, Role.ADMIN), await key_for(db, settings, Role.OPS)
+    async with as_key(admin) as api:
+        await make_product(api, "AUD-C", on_hand=0)
+        order = (await api.post("/orders", json=order_body("AC-1", [("AUD-C", 1)]))).json()
+    async with as_key(ops) as api:
+        shouted = order["id"].upper().replace("-", "")
+        assert (await api.post(f"/orders/{shouted}/cancel")).status_code == 200
+        found = (await api.get("/ops/audit", params={"resource": order["id"]})).json()["items"]
+    assert [(e["method"], e["path"]) for e in found] == [
+        ("POST", "/orders/{order_id}/cancel"), ("POST", "/orders")]
+
+
+async def test_a_write_its_route_did_not_audit_is_flagged_not_called_rejected(
+        settings, db, temporal_env, worker, monkeypatch):
+    from api import access
+    from api.app import create_app
+
+    app = create_app(settings, engine=db, client=temporal_env.client)
+
+    @app.post("/unaudited")
+    async def unaudited() -> dict[str, str]:
+        return {"changed": "yes"}
+
+    monkeypatch.setitem(access.RULES, "POST /unaudited", access.allow(Role.OPS))
+    key = await key_for(db, settings, Role.OPS)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://access", headers=bearer(key)) as api:
+            assert (await api.post("/unaudited")).status_code == 200
+    [entry] = await rows(db, "SELECT outcome, status, detail FROM audit_log")
+    assert (entry.outcome, entry.status, entry.detail) == ("accepted", 200, access.UNAUDITED)
+
+
 # --- limits --------------------------------------------------------------------------------
+
+
+async def test_probes_are_not_counted_against_the_address_bad_keys_come_from(
+        settings, db, temporal_env, worker):
+    limited = settings.model_copy(update={"api_rate_limit": "2/minute"})
+    async with serving(limited, db, temporal_env) as as_key:
+        async with as_key("bo_000000000000_" + "x" * 43) as api:
+            assert [(await api.get("/notifications")).status_code for _ in range(3)] == [
+                401, 401, 429]
+            assert (await api.get("/health")).status_code == 200
 
 
 async def test_a_key_past_its_rate_limit_gets_429_with_retry_after(settings, db, temporal_env,
@@ -327,6 +395,8 @@ def test_servers_refuse_the_published_default_secrets_outside_the_embedded_stack
         Settings(_env_file=None).check_secrets()
     with pytest.raises(DefaultSecret, match="API_KEY_PEPPER"):
         Settings(_env_file=None, notify_secret="s" * 32).check_secrets()
+    with pytest.raises(DefaultSecret, match="shorter than 16"):
+        Settings(_env_file=None, notify_secret="", api_key_pepper="p" * 32).check_secrets()
     Settings(_env_file=None, notify_secret="s" * 32, api_key_pepper="p" * 32).check_secrets()
     Settings(_env_file=None, embedded_stack=True).check_secrets()
 

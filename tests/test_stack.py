@@ -50,6 +50,7 @@ def test_a_waiting_line_survives_stopping_and_starting_the_stack(tmp_path):
         first.start()
         banner = first.banner()
         assert f"http://127.0.0.1:{ports['api']}" in banner
+        assert f"http://127.0.0.1:{ports['api']}/dashboard" in banner
         assert f"http://127.0.0.1:{ports['ui']}" in banner
         assert port_in_use(ports["ui"])  # the Temporal web UI is up
         assert first.first_key is not None and first.first_key.key in banner

@@ -21,6 +21,7 @@ from standardwebhooks import Webhook
 from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 
+from backorders.notify.service import senders_from_settings
 from backorders.settings import Settings
 from backorders.webhooks import (
     WebhookRejected,
@@ -291,9 +292,11 @@ def test_the_push_secret_is_push_webhook_secret_as_a_receiver_decodes_it() -> No
 
 
 @pytest.mark.parametrize("configured", [None, SecretStr("")], ids=["unset", "empty"])
-def test_without_a_push_secret_notify_secret_bytes_are_the_key(
+def test_a_push_webhook_without_its_own_secret_refuses_to_start(
         configured: SecretStr | None) -> None:
     settings = Settings(_env_file=None, notify_secret=SecretStr("a-long-notify-secret"),
+                        push_webhook_url="http://127.0.0.1:9/push",
                         push_webhook_secret=configured)
 
-    assert push_secret(settings) == b"a-long-notify-secret"
+    with pytest.raises(ValueError, match="PUSH_WEBHOOK_SECRET"):
+        senders_from_settings(settings)

@@ -12,6 +12,7 @@ from api.deps import ServicesDep
 from backorders.domain.lifecycle import LineStatus
 from backorders.schemas import IDENTIFIER_PATTERN, SKU_PATTERN, BackorderDetailOut, BackorderPage
 from backorders.services import views
+from backorders.services.errors import unknown_line
 
 router = APIRouter(tags=["backorders"])
 
@@ -39,5 +40,5 @@ async def get_backorder(line_id: uuid.UUID, services: ServicesDep,
                         caller: CallerDep) -> BackorderDetailOut:
     """One line with its allocations and its timeline."""
     line = await views.get_backorder(services.engine, line_id)
-    own_channel(caller, line.channel, "line")
+    own_channel(caller, line.channel, unknown_line(line_id))
     return line

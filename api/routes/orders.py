@@ -11,7 +11,7 @@ from api.access import AuditDep, CallerDep, own_channel
 from api.deps import ServicesDep
 from backorders.schemas import IDENTIFIER_PATTERN, CancelIn, OrderIn, OrderOut
 from backorders.services import orders, views
-from backorders.services.errors import Forbidden
+from backorders.services.errors import Forbidden, unknown_order
 
 router = APIRouter(tags=["orders"])
 
@@ -61,7 +61,7 @@ async def find_order(
 @router.get("/orders/{order_id}", response_model=OrderOut)
 async def get_order(order_id: uuid.UUID, services: ServicesDep, caller: CallerDep) -> OrderOut:
     order = await views.get_order(services.engine, order_id)
-    own_channel(caller, order.channel, "order")
+    own_channel(caller, order.channel, unknown_order(order_id))
     return order
 
 
@@ -75,7 +75,8 @@ async def cancel_order(
 ) -> OrderOut:
     """Cancel whatever has not begun its hand-over to the carrier; freed units go to the
     next waiting lines. Safe to repeat."""
-    own_channel(caller, (await views.get_order(services.engine, order_id)).channel, "order")
+    own_channel(caller, (await views.get_order(services.engine, order_id)).channel,
+                unknown_order(order_id))
     await orders.cancel_order(services.engine, order_id, body or CancelIn(), services.settings,
                               hand_off=services.hand_off, audit=audit)
     return await views.get_order(services.engine, order_id)

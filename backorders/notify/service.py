@@ -104,7 +104,7 @@ _LINE = sa.text(
     SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
            l.shipped_quantity, l.status, l.promised_date, l.expected_date,
            l.tier_rank, l.order_value, l.placed_at, l.seq,
-           o.order_number,
+           o.order_number, o.customer_email AS order_email, o.customer_phone AS order_phone,
            p.name AS product_name, p.allocation_policy,
            (SELECT a.tracking_number FROM allocations a
             WHERE a.line_id = l.id AND a.tracking_number IS NOT NULL
@@ -194,6 +194,9 @@ class Notifier:
         prefs = None
         if event in CUSTOMER_EVENTS:
             prefs, contact = store.recipient_of(line)  # read with the line's facts
+            # A line's messages go to the contact its order gave.
+            contact = dataclasses.replace(contact, email=line.order_email or contact.email,
+                                          phone=line.order_phone or contact.phone)
             route = route_customer(
                 event, prefs, contact, now,
                 excluded_segments=set(self._settings.notify_excluded_segments),

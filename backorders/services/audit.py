@@ -50,10 +50,11 @@ async def record(conn: AsyncConnection, audit: Audit, outcome: Outcome, *,
 
 async def record_refusal(engine: AsyncEngine, audit: Audit, status: int, detail: str | None) -> None:
     """A write that was refused (4xx) or failed (5xx): nothing changed, so its row gets
-    a transaction of its own."""
+    a transaction of its own. (A completed write lands here only when its route failed
+    to audit it in its transaction; it is then recorded as accepted, and flagged.)"""
+    outcome = "accepted" if status < 400 else "rejected" if status < 500 else "failed"
     async with engine.begin() as conn:
-        await record(conn, audit, "rejected" if status < 500 else "failed", status=status,
-                     detail=detail)
+        await record(conn, audit, outcome, status=status, detail=detail)
 
 
 async def list_entries(engine: AsyncEngine, *, key_id: str | None = None,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backorders.contracts.line import DelayNotice
 from backorders.services import lines, unit_of_work
 from backorders.services.audit import Audit
-from backorders.services.errors import Conflict, NotFound
+from backorders.services.errors import Conflict, unknown_line
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.settings import Settings
 
@@ -27,7 +27,7 @@ async def record_delay(engine: AsyncEngine, line_id: uuid.UUID, reason: str,
             "SELECT waiting_quantity FROM order_lines WHERE id = :id FOR UPDATE"),
             {"id": line_id})).scalar_one_or_none()
         if waiting is None:
-            raise NotFound("unknown_line", f"no order line {line_id}", field="line_id")
+            raise unknown_line(line_id)
         if waiting == 0:
             raise Conflict("not_waiting", f"line {line_id} is not waiting for stock",
                            field="line_id")

@@ -18,6 +18,16 @@ class NotFound(DomainError):
     status_code = 404
 
 
+def unknown_order(order_id: object) -> NotFound:
+    """The one answer for an order that is not there, or not the caller's to see."""
+    return NotFound("unknown_order", f"no order {order_id}", field="order_id")
+
+
+def unknown_line(line_id: object) -> NotFound:
+    """The one answer for a line that is not there, or not the caller's to see."""
+    return NotFound("unknown_line", f"no order line {line_id}", field="line_id")
+
+
 class Conflict(DomainError):
     status_code = 409
 

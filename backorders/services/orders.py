@@ -26,7 +26,7 @@ from backorders.schemas import CancelIn, OrderIn
 from backorders.services import lines, stock, unit_of_work
 from backorders.services.allocation import Restock
 from backorders.services.audit import Audit
-from backorders.services.errors import Conflict, Invalid, NotFound
+from backorders.services.errors import Conflict, Invalid, unknown_order
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.services.units import units_changed
 from backorders.settings import Settings
@@ -211,6 +211,9 @@ async def _replay(conn: AsyncConnection, body: OrderIn, fingerprint: str) -> Int
 
 
 async def _upsert_customer(conn: AsyncConnection, body: OrderIn) -> None:
+    """Record the customer, or update their contact and tier from a channel they have
+    ordered through alone: one channel's order must not redirect the messages of a
+    customer another channel knows (each order keeps its own contact regardless)."""
     c = body.customer
     await conn.execute(
         sa.text(
@@ -220,9 +223,12 @@ async def _upsert_customer(conn: AsyncConnection, body: OrderIn) -> None:
                 email = coalesce(EXCLUDED.email, customers.email),
                 phone = coalesce(EXCLUDED.phone, customers.phone),
                 tier = EXCLUDED.tier, updated_at = now()
+            WHERE NOT EXISTS (SELECT 1 FROM orders o
+                              WHERE o.customer_id = EXCLUDED.id AND o.channel <> :channel)
             """
         ),
-        {"id": c.id, "email": c.email, "phone": c.phone, "tier": c.tier.value},
+        {"id": c.id, "email": c.email, "phone": c.phone, "tier": c.tier.value,
+         "channel": body.channel},
     )
 
 
@@ -247,7 +253,7 @@ async def cancel_order(
             await conn.execute(sa.text("SELECT id FROM orders WHERE id = :id"), {"id": order_id})
         ).one_or_none()
         if order is None:
-            raise NotFound("unknown_order", f"no order {order_id}", field="order_id")
+            raise unknown_order(order_id)
         order_lines = (
             await conn.execute(
                 sa.text("SELECT id, sku FROM order_lines WHERE order_id = :id ORDER BY id"),

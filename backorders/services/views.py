@@ -19,11 +19,11 @@ from backorders.schemas import (
     OrderOut,
     TimelineEventOut,
 )
-from backorders.services.errors import NotFound
+from backorders.services.errors import NotFound, unknown_line, unknown_order
 
-_STEPS = [s.value for s in IN_PROGRESS]
+STEPS = [s.value for s in IN_PROGRESS]
 
-_IN_PROGRESS_QTY = """
+IN_PROGRESS_QTY = """
     (SELECT coalesce(sum(a.quantity), 0) FROM allocations a
      WHERE a.line_id = l.id AND a.status = ANY(:steps))
 """
@@ -35,12 +35,12 @@ async def get_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderOut:
             await conn.execute(sa.text("SELECT * FROM orders WHERE id = :id"), {"id": order_id})
         ).one_or_none()
         if order is None:
-            raise NotFound("unknown_order", f"no order {order_id}", field="order_id")
+            raise unknown_order(order_id)
         rows = (
             await conn.execute(
                 sa.text(
                     f"""
-                    SELECT l.*, {_IN_PROGRESS_QTY} AS in_progress,
+                    SELECT l.*, {IN_PROGRESS_QTY} AS in_progress,
                            CASE WHEN l.waiting_quantity > 0 THEN (
                                SELECT count(*) + 1 FROM order_lines q
                                WHERE q.sku = l.sku AND q.waiting_quantity > 0
@@ -50,7 +50,7 @@ async def get_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderOut:
                     WHERE l.order_id = :id ORDER BY l.line_no
                     """
                 ),
-                {"id": order_id, "steps": _STEPS},
+                {"id": order_id, "steps": STEPS},
             )
         ).all()
     lines = [
@@ -103,7 +103,7 @@ def _backorder_query(where: str, sku_filter: str) -> str:
         WINDOW w AS (PARTITION BY l.sku ORDER BY {order_by} ROWS UNBOUNDED PRECEDING)
     )
     SELECT l.*, o.order_number, o.channel, o.customer_tier, q.position, q.units_ahead,
-           {_IN_PROGRESS_QTY} AS in_progress,
+           {IN_PROGRESS_QTY} AS in_progress,
            CAST(extract(epoch FROM now() - l.created_at) AS bigint) AS age_seconds,
            count(*) OVER () AS total
     FROM order_lines l
@@ -115,7 +115,7 @@ def _backorder_query(where: str, sku_filter: str) -> str:
     """
 
 
-def _backorder_out(r: sa.Row) -> BackorderOut:
+def backorder_out(r: sa.Row) -> BackorderOut:
     return BackorderOut(
         line_id=r.id, order_id=r.order_id, order_number=r.order_number, channel=r.channel,
         sku=r.sku, customer_id=r.customer_id, customer_tier=r.customer_tier,
@@ -141,7 +141,7 @@ async def list_backorders(
 ) -> BackorderPage:
     """Lines that were backordered. Without a status filter: those still waiting."""
     where = ["l.initial_backordered > 0"]
-    params: dict[str, object] = {"steps": _STEPS, "limit": limit, "offset": offset}
+    params: dict[str, object] = {"steps": STEPS, "limit": limit, "offset": offset}
     if status is None:
         where.append("l.waiting_quantity > 0")
     else:
@@ -162,7 +162,7 @@ async def list_backorders(
             await conn.execute(sa.text(_backorder_query(" AND ".join(where), sku_filter)), params)
         ).all()
     return BackorderPage(
-        items=[_backorder_out(r) for r in rows],
+        items=[backorder_out(r) for r in rows],
         total=rows[0].total if rows else 0,
         limit=limit,
         offset=offset,
@@ -175,11 +175,11 @@ async def get_backorder(engine: AsyncEngine, line_id: uuid.UUID) -> BackorderDet
             await conn.execute(sa.text("SELECT sku FROM order_lines WHERE id = :id"), {"id": line_id})
         ).scalar_one_or_none()
         if sku is None:
-            raise NotFound("unknown_line", f"no order line {line_id}", field="line_id")
+            raise unknown_line(line_id)
         row = (
             await conn.execute(
                 sa.text(_backorder_query("l.id = :id", "AND l.sku = :sku")),
-                {"id": line_id, "sku": sku, "steps": _STEPS, "limit": 1, "offset": 0},
+                {"id": line_id, "sku": sku, "steps": STEPS, "limit": 1, "offset": 0},
             )
         ).one()
         allocations = (
@@ -195,7 +195,7 @@ async def get_backorder(engine: AsyncEngine, line_id: uuid.UUID) -> BackorderDet
             )
         ).all()
     return BackorderDetailOut(
-        **_backorder_out(row).model_dump(),
+        **backorder_out(row).model_dump(),
         allocations=[
             AllocationDetail(
                 allocation_id=a.id, quantity=a.quantity, source=a.source,

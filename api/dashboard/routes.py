@@ -1,0 +1,408 @@
+"""The dashboard: server-rendered pages for ops and parts managers, signed in with an
+ops or admin key. Pages poll themselves (htmx) so their numbers stay live; every filter
+lives in the URL so a view can be bookmarked and shared. Access is the gate's, as for
+every route (`api.access.RULES`, `page(...)`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from api.access import get_audit, get_caller
+from api.dashboard import format as fmt
+from api.dashboard import session
+from api.deps import ServicesDep
+from backorders.domain.access import Role
+from backorders.domain.customers import Tier
+from backorders.domain.kpis import KPIS
+from backorders.domain.lifecycle import LineStatus
+from backorders.schemas import SKU_PATTERN
+from backorders.services import board, keys, kpis, notifications, outbox_ops, suppliers, views
+from backorders.services.board import BoardFilter, Sort, View
+from backorders.services.errors import DomainError
+from backorders.services.kpis import Period, Scope
+from backorders.services.notifications import NotificationQuery
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+fmt.install(templates.env)
+
+PER_PAGE = 50
+NAV = (("overview", "/dashboard", "Overview"), ("backorders", "/dashboard/backorders", "Backorders"),
+       ("products", "/dashboard/products", "Products"), ("suppliers", "/dashboard/suppliers", "Suppliers"),
+       ("notifications", "/dashboard/notifications", "Notifications"),
+       ("operations", "/dashboard/operations", "Operations"))
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "style-src 'self' 'unsafe-inline'; script-src 'self'; "
+                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def render(request: Request, template: str, section: str, status_code: int = 200,
+           **context: Any) -> HTMLResponse:
+    found = request.scope.get("state", {}).get("session")
+    response = templates.TemplateResponse(request, template, status_code=status_code, context={
+        "caller": request.state.caller, "csrf": found.csrf if found else "", "nav": NAV,
+        "section": section, "sort_link": None,
+        "refresh": f"{request.app.state.services.settings.dashboard_refresh_seconds:g}",
+        "page_link": lambda n: "?" + urlencode({**request.query_params, "page": n}),
+        "now_iso": datetime.now(UTC).isoformat(), "now_text": fmt.when(datetime.now(UTC)),
+        **context})
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+class Problems:
+    """What was wrong with a page's query: shown on the page, the filter left out."""
+
+    def __init__(self, request: Request) -> None:
+        self.query = request.query_params
+        self.errors: list[str] = []
+
+    def text(self, name: str, *, pattern: str | None = None, max_length: int = 128) -> str | None:
+        import re
+
+        value = (self.query.get(name) or "").strip()
+        if not value:
+            return None
+        if len(value) > max_length or (pattern and not re.fullmatch(pattern, value)):
+            self.errors.append(f"{name}: {value[:40]!r} is not valid")
+            return None
+        return value
+
+    def whole(self, name: str, *, low: int = 0, high: int = 100_000) -> int | None:
+        value = (self.query.get(name) or "").strip()
+        if not value:
+            return None
+        if not value.isdigit() or not low <= int(value) <= high:
+            self.errors.append(f"{name}: must be a whole number from {low} to {high}")
+            return None
+        return int(value)
+
+    def choice(self, name: str, options: list[str]) -> str | None:
+        value = (self.query.get(name) or "").strip()
+        if not value:
+            return None
+        if value not in options:
+            self.errors.append(f"{name}: must be one of {', '.join(options)}")
+            return None
+        return value
+
+    def day(self, name: str) -> date | None:
+        value = (self.query.get(name) or "").strip()
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.errors.append(f"{name}: must be a date as YYYY-MM-DD")
+            return None
+
+
+def _period(problems: Problems) -> tuple[Period, date, date]:
+    today = datetime.now(UTC).date()
+    last = problems.day("to") or today
+    first = problems.day("from") or last - timedelta(days=29)
+    if first > last:
+        problems.errors.append("from: must not be after `to`")
+        first, last = last - timedelta(days=29), last
+    if (last - first).days > 366:
+        problems.errors.append("from: a period of at most 366 days")
+        first = last - timedelta(days=29)
+    start = datetime.combine(first, time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    return Period(start, end), first, last
+
+
+def _chart(kind: str, labels: list[str], datasets: list[dict[str, Any]], **options: Any) -> str:
+    return json.dumps({"type": kind, "labels": labels, "datasets": datasets, **options},
+                      default=str)
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a dashboard path: never an open redirect to another site."""
+    if target and target.startswith("/dashboard") and not target.startswith("//"):
+        return target
+    return "/dashboard"
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    response = templates.TemplateResponse(request, "login.html", context={
+        "next": _safe_next(next), "error": None})
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, services: ServicesDep,
+                api_key: Annotated[str, Form(max_length=200)] = "",
+                next: Annotated[str, Form(max_length=2000)] = "/dashboard") -> Response:
+    caller = await keys.authenticate(services.engine, services.settings, api_key.strip()) \
+        if api_key.strip() else None
+    error, status = None, 200
+    if caller is None:
+        error, status = "That key is not valid.", 401
+    elif caller.role not in (Role.OPS, Role.ADMIN):
+        error, status = (f"A {caller.role.value} key cannot open the dashboard: "
+                         "sign in with an ops or admin key."), 403
+    if error is not None:
+        response: Response = templates.TemplateResponse(
+            request, "login.html", status_code=status,
+            context={"next": _safe_next(next), "error": error})
+        response.headers.update(SECURITY_HEADERS)
+        return response
+    assert caller is not None and caller.key_id is not None
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    session.start(services.settings, response, caller.key_id)
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/dashboard/login", status_code=303)
+    session.end(response)
+    return response
+
+
+# --- overview --------------------------------------------------------------------------------
+
+
+@router.get("")
+async def overview(request: Request, services: ServicesDep) -> HTMLResponse:
+    problems = Problems(request)
+    period, first, last = _period(problems)
+    now = datetime.now(UTC)
+    figures = (await kpis.kpis(services.engine, period, Scope(), now))["kpis"]
+    created = await kpis.series(services.engine, "backorders_created", "day", period, Scope())
+    fulfilled = await kpis.series(services.engine, "backorders_fulfilled", "day", period, Scope())
+    alert = await kpis.series(services.engine, "time_to_alert_seconds", "day", period, Scope())
+    labels = [p["start"] for p in created["points"]]
+    flow = _chart("bar", labels, [
+        {"label": "Backordered units", "data": [p["value"] for p in created["points"]]},
+        {"label": "Backordered units shipped", "data": [p["value"] for p in fulfilled["points"]]}],
+        y="units")
+    ageing = figures["ageing"]
+    ageing_chart = _chart("bar", [f"{b['bucket']} days" for b in ageing["buckets"]], [
+        {"label": "Waiting units", "data": [b["units"] for b in ageing["buckets"]]}], y="units")
+    alert_chart = _chart("line", [p["start"] for p in alert["points"]], [
+        {"label": "Time to alert p95 (s)", "data": [p["p95"] for p in alert["points"]]},
+        {"label": "Target (s)", "data": [KPIS["time_to_alert_seconds"].target] * len(labels),
+         "dashed": True}], y="seconds")
+    ranges = [(f"{n} days", {"from": (last - timedelta(days=n - 1)).isoformat(),
+                             "to": last.isoformat()}) for n in (7, 30, 90)]
+    return render(request, "overview.html", "overview", kpis=KPIS, figures=figures,
+                  first=first, last=last, problems=problems.errors, flow=flow,
+                  ageing=ageing, ageing_chart=ageing_chart, alert_chart=alert_chart,
+                  ranges=[(name, urlencode(q)) for name, q in ranges])
+
+
+# --- backorders ------------------------------------------------------------------------------
+
+
+def _board_query(request: Request) -> tuple[BoardFilter, Sort, int, list[str]]:
+    p = Problems(request)
+    no_supply = p.choice("no_supply", ["true", "false"])
+    f = BoardFilter(
+        sku=p.text("sku", pattern=SKU_PATTERN), order_number=p.text("order_number"),
+        customer_id=p.text("customer_id"), channel=p.text("channel"),
+        tier=p.choice("tier", [t.value for t in Tier]),
+        status=p.choice("status", [s.value for s in LineStatus]),
+        min_age_days=p.whole("min_age_days"), max_age_days=p.whole("max_age_days"),
+        no_supply=None if no_supply is None else no_supply == "true",
+        view=View(p.choice("view", [v.value for v in View]) or View.ALL))
+    sort = Sort(p.choice("sort", [s.value for s in Sort]) or Sort.QUEUE)
+    page = p.whole("page", low=1, high=1_000_000) or 1
+    return f, sort, page, p.errors
+
+
+def _query(f: BoardFilter, sort: Sort, **extra: Any) -> str:
+    values = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in f.active().items()}
+    if sort is not Sort.QUEUE:
+        values["sort"] = sort.value
+    values.update({k: str(v) for k, v in extra.items() if v is not None})
+    return urlencode(values)
+
+
+@router.get("/backorders")
+async def backorders_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    f, sort, page, errors = _board_query(request)
+    result = await board.backorder_board(
+        services.engine, f, sort=sort, page=page, per_page=PER_PAGE,
+        sourcing_after_days=services.settings.dashboard_sourcing_after_days)
+    return render(request, "backorders.html", "backorders", f=f, sort=sort, result=result,
+                  problems=errors, query=lambda **kw: _query(f, sort, **kw),
+                  sort_link=lambda key: "?" + _query(f, Sort(key)),
+                  page_link=lambda n: "?" + _query(f, sort, page=n),
+                  sorts=list(Sort), views=list(View), tiers=[t.value for t in Tier],
+                  statuses=[s.value for s in LineStatus],
+                  sourcing_days=services.settings.dashboard_sourcing_after_days)
+
+
+CSV_COLUMNS = ("line_id", "order_number", "channel", "customer_id", "customer_tier", "sku",
+               "quantity", "backordered_quantity", "in_progress_quantity", "shipped_quantity",
+               "status", "queue_position", "units_ahead", "expected_date", "no_supply",
+               "backordered_at", "age_days")
+
+
+@router.get("/backorders.csv")
+async def backorders_csv(request: Request, services: ServicesDep) -> Response:
+    f, sort, _, errors = _board_query(request)
+    if errors:
+        return Response("; ".join(errors), status_code=422, media_type="text/plain")
+    sourcing = services.settings.dashboard_sourcing_after_days
+
+    async def rows() -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        page = 1
+        while True:
+            chunk = await board.backorder_board(services.engine, f, sort=sort, page=page,
+                                                per_page=1000, sourcing_after_days=sourcing)
+            for item in chunk.items:
+                data = item.model_dump()
+                data["age_days"] = round(item.age_seconds / 86400, 2)
+                writer.writerow(["" if data.get(c) is None else data[c] for c in CSV_COLUMNS])
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+            if page >= chunk.pages or not chunk.items:
+                return
+            page += 1
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="backorders-{stamp}.csv"',
+        "Cache-Control": "no-store"})
+
+
+# --- products --------------------------------------------------------------------------------
+
+
+@router.get("/products")
+async def products_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    p = Problems(request)
+    sort = p.choice("sort", list(board.PRODUCT_SORTS)) or "units"
+    page = p.whole("page", low=1, high=1_000_000) or 1
+    items, total = await board.product_summaries(services.engine, sort=sort, page=page,
+                                                 per_page=PER_PAGE)
+    return render(request, "products.html", "products", items=items, total=total, sort=sort,
+                  page=page, pages=max(1, -(-total // PER_PAGE)), problems=p.errors)
+
+
+@router.get("/products/{sku}")
+async def product_page(request: Request, services: ServicesDep,
+                       sku: Annotated[str, PathParam(pattern=SKU_PATTERN)]) -> HTMLResponse:
+    p = Problems(request)
+    page = p.whole("page", low=1, high=1_000_000) or 1
+    summary, _ = await board.product_summaries(services.engine, sku=sku)
+    queue = await board.backorder_board(services.engine, BoardFilter(sku=sku), sort=Sort.QUEUE,
+                                        page=page, per_page=PER_PAGE)
+    return render(request, "product.html", "products", sku=sku,
+                  summary=summary[0] if summary else None, queue=queue, problems=p.errors)
+
+
+# --- one line --------------------------------------------------------------------------------
+
+
+@router.get("/lines/{line_id}")
+async def line_page(request: Request, services: ServicesDep, line_id: uuid.UUID) -> HTMLResponse:
+    line = await views.get_backorder(services.engine, line_id)
+    about_order = await notifications.list_notifications(
+        services.engine, NotificationQuery(order_id=line.order_id, limit=1000))
+    messages = [m for m in about_order.items if m.line_id == line_id]
+    settings = services.settings
+    workflow_url = (f"{settings.temporal_ui}/namespaces/{settings.temporal_namespace}"
+                    f"/workflows/{line.workflow_id}")
+    return render(request, "line.html", "backorders", line=line, messages=messages,
+                  workflow_url=workflow_url)
+
+
+# --- suppliers -------------------------------------------------------------------------------
+
+
+@router.get("/suppliers")
+async def suppliers_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    ranking = await suppliers.list_suppliers(services.engine)
+    deliveries = await board.supplier_deliveries(services.engine)
+    charts = {}
+    for supplier_id, rows in deliveries.items():
+        dates = sorted({r["received"] for r in rows})
+        datasets = []
+        for sku in sorted({r["sku"] for r in rows}):
+            by_date = {r["received"]: r["delay_days"] for r in rows if r["sku"] == sku}
+            datasets.append({"label": sku, "data": [by_date.get(d) for d in dates]})
+        charts[supplier_id] = _chart("line", [d.isoformat() for d in dates], datasets,
+                                     y="days late", points=True)
+    return render(request, "suppliers.html", "suppliers", ranking=ranking, charts=charts,
+                  deliveries=deliveries)
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+@router.get("/notifications")
+async def notifications_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    problems = Problems(request)
+    period, first, last = _period(problems)
+    health = await board.notification_health(services.engine, period.start, period.end)
+    figures = (await kpis.kpis(services.engine, period, Scope(), datetime.now(UTC)))["kpis"]
+    return render(request, "notifications.html", "notifications", health=health,
+                  delivery=figures["notification_delivery_rate"], opt_out=figures["opt_out_rate"],
+                  kpis=KPIS, first=first, last=last, problems=problems.errors)
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+@router.get("/operations")
+async def operations_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    p = Problems(request)
+    page = p.whole("page", low=1, high=1_000_000) or 1
+    dead, total = await outbox_ops.list_messages(services.engine, state="dead", limit=PER_PAGE,
+                                                 offset=(page - 1) * PER_PAGE)
+    pending, backlog = await outbox_ops.list_messages(services.engine, state="pending", limit=1)
+    return render(request, "operations.html", "operations", dead=dead, total=total, page=page,
+                  pages=max(1, -(-total // PER_PAGE)), backlog=backlog,
+                  oldest_pending=pending[0]["created_at"] if pending else None,
+                  replayed=p.whole("replayed", low=1, high=2**62), problems=p.errors)
+
+
+@router.post("/operations/outbox/{message_id}/replay")
+async def replay(request: Request, services: ServicesDep,
+                 message_id: Annotated[int, PathParam(ge=1, le=2**62)],
+                 csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    found = request.scope.get("state", {}).get("session")
+    if not session.csrf_valid(found, csrf):
+        return render(request, "message.html", "operations", status_code=403,
+                      title="Form expired", text="The form was stale or came from another "
+                      "page: reload the Operations page and try again.")
+    get_caller(request)
+    try:
+        await outbox_ops.replay(services.engine, message_id, services.settings,
+                                audit=get_audit(request))
+    except DomainError as exc:  # the gate audits the refusal with this status
+        return render(request, "message.html", "operations", status_code=exc.status_code,
+                      title="Not replayed", text=exc.message)
+    await services.hand_off([message_id])
+    return RedirectResponse(f"/dashboard/operations?replayed={message_id}", status_code=303)
