@@ -113,6 +113,13 @@ RULES: dict[str, Rule] = {
     "GET /ops/outbox": allow(OPS),
     "POST /ops/outbox/{message_id}/replay": allow(OPS),
     "GET /ops/audit": allow(OPS),
+    "GET /ops/intake": allow(OPS),
+    "POST /ops/intake/{intake_id}/replay": allow(OPS),
+    "POST /ops/intake/replay": allow(OPS),
+    # channels: the registry is the admin's; platforms prove themselves by signature.
+    "PUT /channels/{name}": ADMIN_ONLY,
+    "GET /channels": allow(OPS),
+    "POST /channels/{name}/orders": public("signed by the platform with the channel's secret"),
     "GET /kpis": allow(OPS),
     "GET /kpis/series": allow(OPS),
     "POST /admin/keys": ADMIN_ONLY,

@@ -59,7 +59,8 @@ def _domain(request: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse(
         status_code=exc.status_code,
         content={"error": exc.code, "message": exc.message, "field": exc.field},
-        headers={"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None,
+        headers={"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else
+        {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None,
     )
 
 

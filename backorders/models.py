@@ -43,6 +43,7 @@ class Product(Base):
     low_stock_threshold: Mapped[int | None] = mapped_column(sa.Integer)
     # No new backorders after this date (the line is being phased out, say).
     backorder_until: Mapped[Any | None] = mapped_column(sa.Date)
+    list_price: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 4))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
@@ -525,4 +526,70 @@ class AuditEntry(Base):
         sa.Index("ix_audit_log_at", "at"),
         sa.Index("ix_audit_log_key_id_at", "key_id", "at"),
         sa.Index("ix_audit_log_resource_at", "resource", "at"),
+    )
+
+
+class Channel(Base):
+    """A sales channel and how its orders come in. Platform channels prove their webhooks
+    with `secret` (kept encrypted under a key derived from API_KEY_PEPPER: HMAC checks
+    need the secret itself, so a hash would not do)."""
+
+    __tablename__ = "channels"
+
+    name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    validation: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=sa.text("'{}'::jsonb"))
+    accounts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
+    default_region: Mapped[str] = mapped_column(sa.Text, server_default="US")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "kind IN ('native', 'shopify', 'woocommerce', 'marketplace', 'edi850')", name="kind"),
+    )
+
+
+class Intake(Base):
+    """Every payload a channel sent, and how it ended: accepted (with its order, written
+    in the order's own transaction), rejected (the sender's fault) or dead (parked for ops,
+    retried when the cause was transient). One row per payload: a platform's redelivery
+    of the same `delivery_id` counts in `deliveries`."""
+
+    __tablename__ = "intakes"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    content_type: Mapped[str | None] = mapped_column(sa.Text)
+    body: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    body_hash: Mapped[str | None] = mapped_column(sa.Text)
+    signature: Mapped[str] = mapped_column(sa.Text)
+    delivery_id: Mapped[str | None] = mapped_column(sa.Text)
+    deliveries: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    state: Mapped[str] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    field: Mapped[str | None] = mapped_column(sa.Text)
+    transient: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    order_number: Mapped[str | None] = mapped_column(sa.Text)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("orders.id"))
+    order_value: Mapped[Decimal | None] = mapped_column(sa.Numeric(28, 4))
+    customer_tier: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.CheckConstraint("state IN ('accepted', 'rejected', 'dead')", name="state"),
+        sa.CheckConstraint("signature IN ('valid', 'invalid', 'missing', 'key')",
+                           name="signature"),
+        sa.Index("uq_intakes_channel_delivery_id", "channel", "delivery_id", unique=True,
+                 postgresql_where=sa.text("delivery_id IS NOT NULL")),
+        sa.Index("ix_intakes_channel_received_at", "channel", "received_at"),
+        sa.Index("ix_intakes_open", "state", "reason", postgresql_where=sa.text("state <> 'accepted'")),
+        sa.Index("ix_intakes_retry", "next_attempt_at",
+                 postgresql_where=sa.text("state = 'dead' AND transient")),
     )

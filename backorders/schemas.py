@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    SecretStr,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -159,6 +160,8 @@ class ProductIn(Command):
         default=None, description="Purchasing is alerted when available stock falls below this.")
     backorder_until: Day | None = Field(
         default=None, description="No new backorders are accepted after this date.")
+    list_price: Money | None = Field(
+        default=None, description="The price a channel's price tolerance is checked against.")
 
 
 class ProductOut(BaseModel):
@@ -168,6 +171,7 @@ class ProductOut(BaseModel):
     allocation_policy: AllocationPolicy
     low_stock_threshold: int | None = None
     backorder_until: date | None = None
+    list_price: Decimal | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -605,3 +609,118 @@ class AuditEntryOut(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditEntryOut]
+
+
+# --- channels and intake -------------------------------------------------------------------
+
+ChannelKind = Literal["native", "shopify", "woocommerce", "marketplace", "edi850"]
+Fraction = Annotated[
+    Decimal,
+    BeforeValidator(_money),
+    Field(ge=0, le=10),
+    WithJsonSchema({
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 10},
+                  {"type": "string", "pattern": r"^(10(\.0{1,4})?|[0-9](\.[0-9]{1,4})?)$"}],
+        "description": "A fraction: 0.05 is 5%; a number or a decimal string.",
+    }),
+]
+
+
+class AccountRules(Command):
+    """Overrides of a channel's rules for one account (a customer id, or `tier:<tier>`)."""
+
+    require_email: Flag | None = None
+    require_phone: Flag | None = None
+    require_contact: Flag | None = None
+    max_lines: Annotated[int, Field(ge=1, le=500)] | None = None
+    price_tolerance: Fraction | None = None
+
+
+class ChannelRules(Command):
+    require_email: Flag = False
+    require_phone: Flag = False
+    require_contact: Flag = Field(default=False, description="An email or a phone.")
+    max_lines: Annotated[int, Field(ge=1, le=500)] | None = None
+    price_tolerance: Fraction | None = Field(
+        default=None, description="How far a line's unit price may be from the product's "
+        "list price, as a fraction of it (0.1: within 10%); products without a list price "
+        "are not checked.")
+    sku_map: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=128,
+                                                             pattern=PRINTABLE)], Sku],
+                       Field(max_length=10_000),
+                       WithJsonSchema({
+                           "type": "object", "maxProperties": 10_000,
+                           "propertyNames": {"minLength": 1, "maxLength": 128,
+                                             "pattern": PRINTABLE},
+                           "additionalProperties": {"type": "string",
+                                                    "pattern": SKU_PATTERN}})] = Field(
+        default_factory=dict, description="The channel's own SKU → ours.")
+
+
+class ChannelIn(Command):
+    kind: ChannelKind
+    secret: Annotated[SecretStr, Field(min_length=16, max_length=512)] | None = Field(
+        default=None, description="Write-only: the secret the platform signs its webhooks "
+        "with. Required for every kind but native (whose orders come with a channel key).")
+    validation: ChannelRules = Field(default_factory=ChannelRules)
+    accounts: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=134,
+                                                              pattern=IDENTIFIER_PATTERN)],
+                             AccountRules], Field(max_length=10_000),
+                        WithJsonSchema({
+                            "type": "object", "maxProperties": 10_000,
+                            "propertyNames": {"minLength": 1, "maxLength": 134,
+                                              "pattern": IDENTIFIER_PATTERN},
+                            "additionalProperties": AccountRules.model_json_schema()})] = Field(
+        default_factory=dict, description="Per account: a customer id, or `tier:gold`.")
+    default_region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        default="US", description="Country a phone number without a country code is read in.")
+
+
+class ChannelHealth(BaseModel):
+    last_received_at: datetime | None
+    accepted: int
+    rejected: int
+    dead: int
+    received_last_hour: int
+    error_rate_last_hour: float | None = Field(
+        description="Rejected and dead ÷ received in the last hour.")
+
+
+class ChannelOut(BaseModel):
+    name: str
+    kind: ChannelKind
+    has_secret: bool
+    validation: ChannelRules
+    accounts: dict[str, AccountRules]
+    default_region: str
+    created_at: datetime
+    updated_at: datetime
+    health: ChannelHealth
+
+
+IntakeState = Literal["accepted", "rejected", "dead"]
+
+
+class IntakeOut(BaseModel):
+    id: int
+    channel: str
+    state: IntakeState
+    reason: str | None = Field(description="The rule or error code that ended it so.")
+    message: str | None
+    field: str | None
+    signature: str = Field(description="valid, invalid, missing, or key (a native API key)")
+    delivery_id: str | None
+    deliveries: int = Field(description="Times the platform delivered this payload.")
+    order_number: str | None
+    order_id: uuid.UUID | None
+    order_value: Decimal | None
+    customer_tier: str | None
+    attempts: int
+    received_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None
+
+
+class IntakePage(BaseModel):
+    items: list[IntakeOut]
+    total: int

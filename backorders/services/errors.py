@@ -53,3 +53,13 @@ class TooManyRequests(DomainError):
     def __init__(self, code: str, message: str, *, retry_after: int) -> None:
         super().__init__(code, message)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """Not the caller's fault and not done: retry after `retry_after` seconds."""
+
+    status_code = 503
+
+    def __init__(self, code: str, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after

@@ -50,9 +50,9 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                     """
                     INSERT INTO products (sku, name, backorder_allowed, backorder_max_quantity,
                                           discontinued, allocation_policy, low_stock_threshold,
-                                          backorder_until)
+                                          backorder_until, list_price)
                     VALUES (:sku, :name, :allowed, :max_quantity, :discontinued, :policy,
-                            :threshold, :until)
+                            :threshold, :until, :list_price)
                     ON CONFLICT (sku) DO UPDATE SET
                         name = EXCLUDED.name,
                         backorder_allowed = EXCLUDED.backorder_allowed,
@@ -61,6 +61,7 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                         allocation_policy = EXCLUDED.allocation_policy,
                         low_stock_threshold = EXCLUDED.low_stock_threshold,
                         backorder_until = EXCLUDED.backorder_until,
+                        list_price = EXCLUDED.list_price,
                         updated_at = now()
                     RETURNING *, (xmax = 0) AS created
                     """
@@ -74,6 +75,7 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                     "policy": body.allocation_policy.value,
                     "threshold": body.low_stock_threshold,
                     "until": body.backorder_until,
+                    "list_price": body.list_price,
                 },
             )
         ).one()
@@ -154,6 +156,7 @@ def _product_out(row: sa.Row) -> ProductOut:
         allocation_policy=row.allocation_policy,
         low_stock_threshold=row.low_stock_threshold,
         backorder_until=row.backorder_until,
+        list_price=row.list_price,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

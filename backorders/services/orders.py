@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,8 +40,15 @@ class IntakeResult:
     created: bool
 
 
+Also = Callable[[AsyncConnection, uuid.UUID, bool], Awaitable[None]]
+"""Work of the caller's to do in the order's transaction: (conn, order id, created)."""
+
+
 async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
-                      hand_off: HandOff | None = None, audit: Audit | None = None) -> IntakeResult:
+                      hand_off: HandOff | None = None, audit: Audit | None = None,
+                      also: Also | None = None) -> IntakeResult:
+    """`also` runs in the same transaction, after the order is placed (or found to be a
+    replay): channel intake records the payload's outcome there."""
     fingerprint = body.fingerprint()
 
     async def work(uow: UnitOfWork) -> IntakeResult:
@@ -74,6 +81,8 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
             replayed = await _replay(conn, body, fingerprint)
             if uow.audit is not None:
                 uow.audit.about(replayed.order_id, "replayed")
+            if also is not None:
+                await also(conn, replayed.order_id, False)
             return replayed
 
         stock_rows = await stock.lock(conn, (ln.sku for ln in body.lines))
@@ -153,6 +162,8 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
                      f"{r['waiting_quantity']} backordered)" for r in line_rows))
         if uow.audit is not None:
             uow.audit.about(order_id, f"created {body.channel} order {body.order_number}")
+        if also is not None:
+            await also(conn, order_id, True)
         return IntakeResult(order_id, True)
 
     return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
