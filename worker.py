@@ -21,6 +21,7 @@ from backorders import logs, runtime
 from backorders.db import create_engine, dispose
 from backorders.notify import templates
 from backorders.notify.service import Notifier, relay_staff_alerts
+from backorders.services import intake
 from backorders.settings import DefaultSecret, Settings, get_settings
 from backorders.temporal import connect, ensure_search_attributes
 from handoff.deliver import OutboxDeliverer
@@ -90,10 +91,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             relay_task = asyncio.create_task(relay.run(stop))
             alerts_task = asyncio.create_task(
                 relay_staff_alerts(notifier, stop, settings.outbox_poll_seconds))
+            retries_task = asyncio.create_task(intake.retry_forever(engine, settings, stop))
             await stop.wait()
             log.info("worker stopping")
             await relay_task
             await alerts_task
+            await retries_task
 
 
 def main() -> None:

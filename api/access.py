@@ -136,6 +136,8 @@ RULES: dict[str, Rule] = {
     "GET /dashboard/notifications": page(OPS),
     "GET /dashboard/operations": page(OPS),
     "POST /dashboard/operations/outbox/{message_id}/replay": page(OPS),
+    "POST /dashboard/operations/intake/{intake_id}/replay": page(OPS),
+    "POST /dashboard/operations/intake/replay": page(OPS),
     "GET /dashboard/login": public("the sign-in form"),
     "POST /dashboard/login": public("proves the key typed into the form"),
     "POST /dashboard/logout": public("ends whatever session the cookie holds"),

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     api_rate_limit_storage: str = "memory://"
     api_max_body_bytes: int = 1_048_576
 
+    # How often each worker looks for dead intakes whose transient cause is due a retry.
+    intake_retry_poll_seconds: float = 5.0
+
     # Dashboard (F19). A sign-in lasts this long; the key's revocation ends it sooner.
     dashboard_session_hours: float = 12.0
     # "Needing alternative sourcing": no open purchase order covers the line, or it has

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from backorders.services import intake as intake_service
@@ -322,6 +323,43 @@ async def test_a_database_failure_while_placing_parks_the_payload_for_a_retry(
     monkeypatch.undo()
     r = await shop.post(f"/ops/intake/{r.json()['intake_id']}/replay")
     assert r.status_code == 200 and r.json()["state"] == "accepted"
+
+
+async def test_the_worker_retries_a_transient_failure_with_backoff_then_leaves_it_to_ops(
+        shop, db, settings, monkeypatch):
+    async def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(intake_service.orders, "place_order", down)
+    first = (await post_shopify(shop, SHOPIFY_ORDER)).json()
+    due = "UPDATE intakes SET next_attempt_at = now() - interval '1 second'"
+    gaps = []
+    for _ in intake_service.RETRY_BACKOFF:
+        async with db.begin() as conn:
+            await conn.execute(sa.text(due))
+        assert await intake_service.retry_due(db, settings) == 1
+        [row] = await rows(db, "SELECT attempts, transient, "
+                               "extract(epoch FROM next_attempt_at - updated_at) AS gap FROM intakes")
+        gaps.append(round(float(row.gap)) if row.gap is not None else None)
+    assert gaps[:4] == [120, 600, 3600, 14400] and gaps[4] is None
+    assert (row.attempts, row.transient) == (6, False)  # retried enough: ops decide
+    async with db.begin() as conn:
+        await conn.execute(sa.text(due))
+    assert await intake_service.retry_due(db, settings) == 0
+
+    monkeypatch.undo()
+    async with db.begin() as conn:
+        await conn.execute(sa.text("UPDATE intakes SET transient = true, "
+                                   "next_attempt_at = now() - interval '1 second'"))
+    assert await intake_service.retry_due(db, settings) == 1
+    [row] = await rows(db, "SELECT state, order_id FROM intakes")
+    assert row.state == "accepted" and row.order_id is not None
+    audited = await rows(db, "SELECT actor, resource, detail FROM audit_log "
+                             "WHERE path LIKE '/ops/intake/%' ORDER BY id")
+    assert {a.actor for a in audited} == {"intake retry"} and len(audited) == 6
+    assert audited[-1].resource == str(row.order_id)
+    assert audited[0].detail == "intake dead: database_unavailable"
+    assert first["state"] == "dead"
 
 
 async def test_webhooks_to_a_native_or_unknown_channel_are_refused(api):

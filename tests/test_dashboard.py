@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -244,3 +245,29 @@ async def test_the_root_sends_people_to_the_dashboard(app):
     async with browser(app) as client:
         r = await client.get("/")
     assert r.status_code == 307 and r.headers["location"] == "/dashboard"
+
+
+async def test_dead_intakes_are_listed_and_replayed_from_the_operations_page(app, db, settings):
+    from tests.test_channels import SECRET, SHOPIFY_ORDER, shopify_headers
+
+    admin = await new_key(db, settings, Role.ADMIN)
+    body = json.dumps(SHOPIFY_ORDER).encode()
+    async with browser(app, headers={"Authorization": f"Bearer {admin}"}) as api:
+        await make_product(api, "SHOP-ROTOR")
+        r = await api.put("/channels/shop", json={"kind": "shopify", "secret": SECRET})
+        assert r.status_code == 201, r.text
+        r = await api.post("/channels/shop/orders", content=body, headers=shopify_headers(body))
+        assert r.status_code == 202, r.text
+        intake_id = r.json()["intake_id"]
+        await make_product(api, "SHOP-PAD")
+    ops = await new_key(db, settings, Role.OPS)
+    async with signed_in(app, ops) as client:
+        page = (await client.get("/dashboard/operations")).text
+        assert f'data-intake="{intake_id}"' in page and "unknown_sku" in page
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        r = await client.post("/dashboard/operations/intake/replay",
+                              data={"reason": "unknown_sku", "csrf": token})
+        assert r.status_code == 303 and "1+accepted" in r.headers["location"]
+        page = (await client.get("/dashboard/operations")).text
+        assert f'data-intake="{intake_id}"' not in page
+    assert await scalar(db, "SELECT state FROM intakes WHERE id = :i", i=intake_id) == "accepted"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from jinja2 import Environment
@@ -17,6 +18,8 @@ def percent(value: float | None, digits: int = 1) -> str:
 def number(value: Any) -> str:
     if value is None:
         return "–"
+    if isinstance(value, Decimal) and value != value.to_integral_value():
+        return f"{value:,.2f}"
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.1f}"
     return f"{int(value):,}"

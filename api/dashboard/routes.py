@@ -29,7 +29,16 @@ from backorders.domain.customers import Tier
 from backorders.domain.kpis import KPIS
 from backorders.domain.lifecycle import LineStatus
 from backorders.schemas import SKU_PATTERN
-from backorders.services import board, keys, kpis, notifications, outbox_ops, suppliers, views
+from backorders.services import (
+    board,
+    intake,
+    keys,
+    kpis,
+    notifications,
+    outbox_ops,
+    suppliers,
+    views,
+)
 from backorders.services.board import BoardFilter, Sort, View
 from backorders.services.errors import DomainError
 from backorders.services.kpis import Period, Scope
@@ -382,7 +391,11 @@ async def operations_page(request: Request, services: ServicesDep) -> HTMLRespon
     dead, total = await outbox_ops.list_messages(services.engine, state="dead", limit=PER_PAGE,
                                                  offset=(page - 1) * PER_PAGE)
     pending, backlog = await outbox_ops.list_messages(services.engine, state="pending", limit=1)
+    parked = await intake.list_intakes(services.engine, state="dead", limit=PER_PAGE)
     return render(request, "operations.html", "operations", dead=dead, total=total, page=page,
+                  intakes=parked.items, intakes_total=parked.total,
+                  reasons=sorted({i.reason for i in parked.items if i.reason}),
+                  intake_done=request.query_params.get("intake"),
                   pages=max(1, -(-total // PER_PAGE)), backlog=backlog,
                   oldest_pending=pending[0]["created_at"] if pending else None,
                   replayed=p.whole("replayed", low=1, high=2**62), problems=p.errors)
@@ -406,3 +419,45 @@ async def replay(request: Request, services: ServicesDep,
                       title="Not replayed", text=exc.message)
     await services.hand_off([message_id])
     return RedirectResponse(f"/dashboard/operations?replayed={message_id}", status_code=303)
+
+
+def _form_refused(request: Request) -> HTMLResponse:
+    return render(request, "message.html", "operations", status_code=403,
+                  title="Form expired", text="The form was stale or came from another "
+                  "page: reload the Operations page and try again.")
+
+
+@router.post("/operations/intake/{intake_id}/replay")
+async def replay_intake(request: Request, services: ServicesDep,
+                        intake_id: Annotated[int, PathParam(ge=1, le=2**62)],
+                        csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    if not session.csrf_valid(request.scope.get("state", {}).get("session"), csrf):
+        return _form_refused(request)
+    try:
+        outcome = await intake.replay(services.engine, services.settings, intake_id,
+                                      path=request.url.path, hand_off=services.hand_off,
+                                      audit=get_audit(request))
+        state = outcome.state
+    except intake.Rejected:
+        state = "rejected"
+    except DomainError as exc:
+        return render(request, "message.html", "operations", status_code=exc.status_code,
+                      title="Not replayed", text=exc.message)
+    return RedirectResponse("/dashboard/operations?" + urlencode(
+        {"intake": f"intake {intake_id}: {state}"}), status_code=303)
+
+
+@router.post("/operations/intake/replay")
+async def replay_intakes(request: Request, services: ServicesDep,
+                         reason: Annotated[str, Form(pattern=r"^[a-z_]{1,64}$")],
+                         csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    if not session.csrf_valid(request.scope.get("state", {}).get("session"), csrf):
+        return _form_refused(request)
+    audit = get_audit(request)
+    counts = await intake.replay_by_reason(services.engine, services.settings, reason,
+                                           channel=None, limit=500, path=request.url.path,
+                                           caller=get_caller(request), hand_off=services.hand_off)
+    await intake.record_bulk(services.engine, services.settings, audit, counts)
+    return RedirectResponse("/dashboard/operations?" + urlencode({"intake": (
+        f"{counts['replayed']} {reason} intake(s): {counts['accepted']} accepted, "
+        f"{counts['rejected']} rejected, {counts['dead']} still dead")}), status_code=303)

@@ -13,7 +13,6 @@ from api.access import AuditDep, CallerDep
 from api.deps import ServicesDep
 from backorders.schemas import CHANNEL_PATTERN, ChannelIn, ChannelOut, IntakeOut, IntakePage
 from backorders.services import channels, intake
-from backorders.services.audit import record as record_audit
 from backorders.services.intake import Outcome, Rejected
 
 router = APIRouter(tags=["channels"])
@@ -120,9 +119,5 @@ async def replay_intakes(body: BulkReplayIn, request: Request, services: Service
     counts = await intake.replay_by_reason(
         services.engine, services.settings, body.reason, channel=body.channel,
         limit=body.limit, path=request.url.path, caller=caller, hand_off=services.hand_off)
-    audit.about(body.reason, f"replayed {counts['replayed']}: {counts['accepted']} accepted, "
-                             f"{counts['rejected']} rejected, {counts['dead']} dead")
-    async with services.engine.begin() as conn:
-        await record_audit(conn, audit, "accepted")
-    audit.recorded = True
+    await intake.record_bulk(services.engine, services.settings, audit, counts)
     return counts

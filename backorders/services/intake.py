@@ -60,8 +60,12 @@ FIXABLE = frozenset({"unknown_sku"})
 as dead for a replay, not rejected."""
 
 RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10),
-                 timedelta(hours=1))
-"""When a dead intake whose cause was transient is tried again, by attempt."""
+                 timedelta(hours=1), timedelta(hours=4))
+"""When a dead intake whose cause was transient is tried again, by attempt; after the
+last it waits for ops."""
+
+RETRIER = Caller(name="intake retry")
+"""Who the audit trail names for the worker's automatic retries."""
 
 
 @dataclass
@@ -320,7 +324,10 @@ async def _write(conn: AsyncConnection, received: Received, state: str, *,
                  order_value: Decimal | None = None, customer_tier: str | None = None) -> int:
     retry_at = None
     if state == "dead" and transient:
-        retry_at = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+        if attempts <= len(RETRY_BACKOFF):
+            retry_at = RETRY_BACKOFF[attempts - 1]
+        else:
+            transient = False  # retried enough: ops decide
     values = {"state": state, "order_id": order_id, "reason": reason,
               "message": (message or "")[:2000] or None, "field": field, "attempts": attempts,
               "transient": transient, "retry": retry_at, "number": order_number,
@@ -437,3 +444,64 @@ async def replay_by_reason(engine: AsyncEngine, settings: Settings, reason: str,
             outcome = exc.outcome
         counts[outcome.state] += 1
     return {"reason": reason, "replayed": len(page.items), **counts}
+
+
+_DUE = sa.text(
+    """
+    WITH due AS (
+        SELECT id FROM intakes
+        WHERE state = 'dead' AND transient AND next_attempt_at <= now()
+        ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED
+    )
+    UPDATE intakes i SET next_attempt_at = now() + interval '5 minutes'
+    FROM due WHERE i.id = due.id
+    RETURNING i.id
+    """
+)
+"""Claims the due retries (a five-minute lease, so another worker skips them and a worker
+that dies mid-retry leaves them to be claimed again)."""
+
+
+async def retry_due(engine: AsyncEngine, settings: Settings, *, limit: int = 20,
+                    hand_off: HandOff | None = None) -> int:
+    """Replay the dead intakes whose transient cause's retry time has come; how many."""
+    async with engine.begin() as conn:
+        ids = (await conn.execute(_DUE, {"n": limit})).scalars().all()
+    for intake_id in ids:
+        path = f"/ops/intake/{intake_id}/replay"
+        try:
+            outcome = await replay(engine, settings, intake_id, path=path, hand_off=hand_off,
+                                   audit=Audit(RETRIER, "POST", path, resource=str(intake_id)))
+            log.info("intake %s retried: %s", intake_id, outcome.state)
+        except Rejected as exc:
+            log.info("intake %s retried: rejected (%s)", intake_id, exc.error.code)
+        except DomainError as exc:
+            log.warning("intake %s could not be retried: %s", intake_id, exc.message)
+    return len(ids)
+
+
+async def retry_forever(engine: AsyncEngine, settings: Settings, stop: Any) -> None:
+    """The worker's loop over `retry_due`, until `stop` is set."""
+    import asyncio
+
+    while not stop.is_set():
+        try:
+            await retry_due(engine, settings)
+        except (DBAPIError, PoolTimeout, OSError) as exc:
+            log.warning("intake retries paused: the database is unavailable (%r)", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.intake_retry_poll_seconds)
+        except TimeoutError:
+            pass
+
+
+async def record_bulk(engine: AsyncEngine, settings: Settings, audit: Audit,
+                      counts: dict[str, Any]) -> None:
+    """The audit row of a bulk replay request itself (each intake has its own)."""
+    audit.about(counts["reason"], f"replayed {counts['replayed']}: {counts['accepted']} "
+                f"accepted, {counts['rejected']} rejected, {counts['dead']} dead")
+
+    async def nothing(uow: UnitOfWork) -> None:
+        return None
+
+    await unit_of_work.run(engine, settings, nothing, audit=audit)
