@@ -9,6 +9,7 @@ from typing import Any
 from backorders.notify.message import Event
 from backorders.notify.templates import (
     CustomerFacts,
+    IntakeFacts,
     LineFacts,
     OptOut,
     ReceiptFacts,
@@ -67,7 +68,12 @@ def sample_facts(event: Event, *, sparse: bool = False) -> dict[str, Any]:
         receipt_id="GR-77", sku="KET-BLUE", quantity=20, allocated_quantity=14, lines_served=6,
         to_stock_quantity=6,
     )
+    intake = IntakeFacts(
+        intake_id=42, channel="shop", reason="unknown_sku",
+        message="no product with SKU 'KET-RED'", order_number=None if sparse else "1001",
+        order_value=None if sparse else "64.00")
     facts: dict[str, Any] = {
+        "intake": intake,
         "customer": customer,
         "line": line,
         "lines": [line, second],

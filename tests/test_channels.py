@@ -276,7 +276,8 @@ async def test_a_channels_own_skus_are_mapped_to_ours(api):
     assert [ln["sku"] for ln in order["lines"]] == ["OUR-PAD", "SHOP-ROTOR"]
 
 
-async def test_an_unknown_sku_is_parked_dead_and_replayed_once_the_product_exists(api, db):
+async def test_an_unknown_sku_is_parked_dead_alerted_and_replayed_once_the_product_exists(
+        api, db, settings):
     await make_product(api, "SHOP-ROTOR")
     await channel(api, "shop", "shopify")
     r = await post_shopify(api, SHOPIFY_ORDER)
@@ -291,6 +292,12 @@ async def test_an_unknown_sku_is_parked_dead_and_replayed_once_the_product_exist
     listed = (await api.get("/ops/intake", params={"state": "dead"})).json()
     assert [i["order_number"] for i in listed["items"]] == ["1001", "1002"]  # value first
     assert listed["items"][0]["order_value"] == "64.0000"
+
+    alerts = await rows(db, "SELECT event, audience, facts FROM notifications "
+                            "WHERE event = 'intake_dead'")
+    assert len(alerts) == len(settings.staff_sales)  # once per channel and reason, not twice
+    assert alerts[0].facts["intake"]["reason"] == "unknown_sku"
+    assert alerts[0].facts["intake"]["order_number"] == "1001"
 
     await make_product(api, "SHOP-PAD")
     r = await api.post("/ops/intake/replay", json={"reason": "unknown_sku"})

@@ -24,6 +24,7 @@ class Event(StrEnum):
     LOW_STOCK = "low_stock"
     SUPPLY_SHORTFALL = "supply_shortfall"
     RECEIPT_PROCESSED = "receipt_processed"
+    INTAKE_DEAD = "intake_dead"
 
 
 class Channel(StrEnum):

@@ -20,6 +20,7 @@ STAFF_TEAMS = {
     Event.LOW_STOCK: ("purchasing",),
     Event.SUPPLY_SHORTFALL: ("purchasing", "sales"),
     Event.RECEIPT_PROCESSED: ("sales", "purchasing"),
+    Event.INTAKE_DEAD: ("sales",),
 }
 """Which staff teams each internal alert goes to."""
 

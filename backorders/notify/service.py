@@ -39,6 +39,7 @@ from backorders.notify.routing import (
 )
 from backorders.notify.templates import (
     CustomerFacts,
+    IntakeFacts,
     LineFacts,
     OptOut,
     ReceiptFacts,
@@ -51,7 +52,7 @@ from backorders.webhooks import push_secret
 log = logging.getLogger(__name__)
 
 FACT_TYPES = {"customer": CustomerFacts, "line": LineFacts, "stock": StockFacts,
-              "receipt": ReceiptFacts}
+              "receipt": ReceiptFacts, "intake": IntakeFacts}
 
 
 def _outcome(ids: list[int], statuses: list[str],
@@ -400,9 +401,10 @@ async def record_staff_alert(
     event: Event,
     *,
     key: str,
-    sku: str,
+    sku: str | None,
     stock: StockFacts | None = None,
     receipt: ReceiptFacts | None = None,
+    intake: IntakeFacts | None = None,
 ) -> None:
     """Record an internal alert in the caller's transaction; the worker sends it."""
     teams = {"sales": settings.staff_sales, "purchasing": settings.staff_purchasing,
@@ -413,6 +415,8 @@ async def record_staff_alert(
         facts["stock"] = _to_json(stock)
     if receipt is not None:
         facts["receipt"] = _to_json(receipt)
+    if intake is not None:
+        facts["intake"] = _to_json(intake)
     now = datetime.now().astimezone()
     for i, route in enumerate(route_staff(event, teams, configured)):
         await store.record(conn, key=f"{key}:{i}", event=event.value, audience="staff",

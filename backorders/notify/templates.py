@@ -112,6 +112,17 @@ class ReceiptFacts:
     """Of those, units left on the shelf as available stock."""
 
 
+@dataclass(frozen=True)
+class IntakeFacts:
+    intake_id: int
+    channel: str
+    reason: str
+    message: str
+    order_number: str | None
+    order_value: str | None
+    """As text: the store keeps facts as JSON."""
+
+
 # --- Which events go where ------------------------------------------------------------
 
 STAFF_EVENTS: frozenset[Event] = frozenset(
@@ -121,6 +132,7 @@ STAFF_EVENTS: frozenset[Event] = frozenset(
         Event.LOW_STOCK,
         Event.SUPPLY_SHORTFALL,
         Event.RECEIPT_PROCESSED,
+        Event.INTAKE_DEAD,
     }
 )
 CUSTOMER_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.PUSH, Channel.LOG)
@@ -141,6 +153,7 @@ _NEEDS: dict[Event, tuple[str, ...]] = {
     Event.LOW_STOCK: ("stock",),
     Event.SUPPLY_SHORTFALL: ("stock",),
     Event.RECEIPT_PROCESSED: ("receipt",),
+    Event.INTAKE_DEAD: ("intake",),
 }
 
 
@@ -268,6 +281,7 @@ def render(
     lines: list[LineFacts] | None = None,
     stock: StockFacts | None = None,
     receipt: ReceiptFacts | None = None,
+    intake: IntakeFacts | None = None,
     opt_out: OptOut | None = None,
 ) -> Rendered:
     """The message for `event` on `channel`. Raises ValueError when the event does not go to
@@ -282,6 +296,7 @@ def render(
         "lines": lines,
         "stock": stock,
         "receipt": receipt,
+        "intake": intake,
         "opt_out": opt_out,
     }
     audience = "staff" if is_staff(event) else "customer"
@@ -336,6 +351,7 @@ def _probe_facts(event: Event, *, sparse: bool) -> dict[str, Any]:
         "lines": [line],
         "stock": _probe(StockFacts, sparse=sparse),
         "receipt": _probe(ReceiptFacts, sparse=sparse),
+        "intake": _probe(IntakeFacts, sparse=sparse),
         "opt_out": _PROBE_OPT_OUT,
     }
     return {name: facts[name] for name in facts_needed(event)}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from backorders.notify.message import Event
 from backorders.notify.service import cooled_down, record_staff_alert
-from backorders.notify.templates import ReceiptFacts, StockFacts
+from backorders.notify.templates import IntakeFacts, ReceiptFacts, StockFacts
 from backorders.services.allocation import Allocated, ReceivedLot
 from backorders.services.incoming import incoming_units
 from backorders.services.stock import StockRow
@@ -75,3 +75,15 @@ async def receipt_processed(uow: UnitOfWork, row: StockRow, receipt: ReceivedLot
                              quantity=receipt.quantity, allocated_quantity=allocated,
                              lines_served=len({a.line_id for a in allocations}),
                              to_stock_quantity=receipt.quantity - allocated))
+
+
+async def intake_parked(uow: UnitOfWork, facts: IntakeFacts) -> None:
+    """An order a channel sent is parked dead: sales hear, once per channel and reason
+    per cool-down (a missing product can park a hundred orders in a minute)."""
+    fired = await cooled_down(uow.conn, f"intake:{facts.channel}", f"intake_dead:{facts.reason}",
+                              uow.settings.staff_alert_cooldown_hours)
+    if fired is not None:
+        await record_staff_alert(
+            uow.conn, uow.settings, Event.INTAKE_DEAD,
+            key=f"intake_dead:{facts.channel}:{facts.reason}:{fired.isoformat()}", sku=None,
+            intake=facts)

@@ -33,8 +33,9 @@ from backorders.domain.access import Caller
 from backorders.domain.customers import TIER_RANK, Tier
 from backorders.intake import marketplace, rules, shopify, woocommerce
 from backorders.intake.mapping import Context, MappingError
+from backorders.notify.templates import IntakeFacts
 from backorders.schemas import IntakeOut, IntakePage, OrderIn
-from backorders.services import channels, orders, unit_of_work
+from backorders.services import alerts, channels, orders, unit_of_work
 from backorders.services.audit import Audit
 from backorders.services.channels import ChannelConfig
 from backorders.services.errors import (
@@ -301,6 +302,13 @@ async def _record_end(engine: AsyncEngine, settings: Settings, received: Receive
                               transient=transient, keep_body=keep_body, **_facts(order))
         if uow.audit is not None:
             uow.audit.about(new_id, f"intake {state}: {reason}")
+        if state == "dead":
+            facts = _facts(order)
+            await alerts.intake_parked(uow, IntakeFacts(
+                intake_id=new_id, channel=received.channel.name, reason=reason or "unknown",
+                message=message or "", order_number=facts["order_number"],
+                order_value=str(facts["order_value"]) if facts["order_value"] is not None
+                else None))
         return new_id
 
     try:
