@@ -120,6 +120,7 @@ RULES: dict[str, Rule] = {
     "PUT /channels/{name}": ADMIN_ONLY,
     "GET /channels": allow(OPS),
     "POST /channels/{name}/orders": public("signed by the platform with the channel's secret"),
+    "GET /channels/{name}/acknowledgements/{intake_id}": allow(CHANNEL, ERP, OPS, scoped=True),
     "GET /kpis": allow(OPS),
     "GET /kpis/series": allow(OPS),
     "POST /admin/keys": ADMIN_ONLY,

@@ -48,6 +48,7 @@ EXPECTED: dict[str, set[Role] | str] = {
     "PUT /channels/{name}": {ADMIN},
     "GET /channels": {OPS, ADMIN},
     "POST /channels/{name}/orders": PUBLIC,
+    "GET /channels/{name}/acknowledgements/{intake_id}": {CHANNEL, ERP, OPS, ADMIN},
     "GET /kpis": {OPS, ADMIN},
     "GET /kpis/series": {OPS, ADMIN},
     "POST /admin/keys": {ADMIN},

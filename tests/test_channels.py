@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from backorders.domain.access import Role
 from backorders.services import intake as intake_service
 from tests.support import make_product, rows, scalar
 
@@ -378,3 +379,105 @@ async def test_webhooks_to_a_native_or_unknown_channel_are_refused(api):
     assert r.status_code == 404
     r = await api.put("/channels/web", json={"kind": "native", "secret": "x" * 20})
     assert r.status_code == 422 and r.json()["field"] == "secret"
+
+
+# --- EDI 850 -------------------------------------------------------------------------------
+
+X12_850 = (
+    "ISA*00*          *00*          *ZZ*FLEETPARTS     *ZZ*BACKORDERS     *261130*1015*U*00401"
+    "*000000905*0*P*>~\n"
+    "GS*PO*FLEETPARTS*BACKORDERS*20261130*1015*905*X*004010~\n"
+    "ST*850*0001~\n"
+    "BEG*00*SA*PO-7781**20261130~\n"
+    "N1*BY*Fleet Parts Inc*92*FLEET-01~\n"
+    "PER*BD*Dana Ruiz*EM*dana@fleet.example*TE*6135550182~\n"
+    "PO1*1*10*EA*12.50**VP*EDI-PAD*BP*FP-99~\n"
+    "PO1*2*4*EA*30**VP*EDI-ROTOR~\n"
+    "PO1*3*2*EA*5**VP*EDI-CLIP~\n"
+    "CTT*3~\n"
+    "SE*9*0001~\n"
+    "GE*1*905~\n"
+    "IEA*1*000000905~\n"
+)
+
+
+async def post_850(api, document: str, name: str = "fleet") -> httpx.Response:
+    body = document.encode()
+    return await api.post(f"/channels/{name}/orders", content=body, headers={
+        "content-type": "application/edi-x12", "X-Backorders-Signature": sign(body)})
+
+
+@pytest.fixture
+async def edi(api) -> Any:
+    await make_product(api, "EDI-PAD", on_hand=6)
+    await make_product(api, "EDI-CLIP", on_hand=5)
+    await make_product(api, "EDI-ROTOR")
+    r = await api.put("/purchase-orders/PO-SUP-1", json={
+        "supplier": {"id": "acme", "name": "Acme"},
+        "lines": [{"sku": "EDI-ROTOR", "quantity": 10, "expected_at": "2030-03-01"}]})
+    assert r.status_code in (200, 201), r.text
+    await channel(api, "fleet", "edi850")
+    return api
+
+
+async def test_an_x12_850_is_answered_with_its_997_and_becomes_the_order(edi, db):
+    r = await post_850(edi, X12_850)
+    assert r.status_code == 201, r.text
+    assert r.headers["content-type"].startswith("application/edi-x12")
+    assert r.headers["x-intake-state"] == "accepted"
+    ack = r.text
+    assert ack.startswith("ISA*00*") and "*ZZ*BACKORDERS     *ZZ*FLEETPARTS     *" in ack
+    assert "ST*997*0001~AK1*PO*905~AK2*850*0001~AK5*A~AK9*A*1*1*1~SE*6*0001~" in ack
+    [stored] = await rows(db, "SELECT order_id FROM intakes")
+    order = (await edi.get(f"/orders/{stored.order_id}")).json()
+    assert (order["channel"], order["order_number"]) == ("fleet", "PO-7781")
+    assert order["customer"] == {"id": "FLEET-01", "email": "dana@fleet.example",
+                                 "phone": "+16135550182", "tier": "standard"}
+    assert [(ln["sku"], ln["quantity"], ln["unit_price"]) for ln in order["lines"]] == [
+        ("EDI-PAD", 10, "12.5000"), ("EDI-ROTOR", 4, "30.0000"), ("EDI-CLIP", 2, "5.0000")]
+    again = await post_850(edi, X12_850)  # the same interchange (ISA06 + ISA13) again
+    assert again.status_code == 200 and again.headers["x-intake-id"] == r.headers["x-intake-id"]
+    assert await scalar(db, "SELECT count(*) FROM orders") == 1
+
+
+async def test_the_855_says_per_line_accepted_backordered_or_partly_backordered(edi, db):
+    r = await post_850(edi, X12_850)
+    intake_id = r.headers["x-intake-id"]
+    ack = await edi.get(f"/channels/fleet/acknowledgements/{intake_id}")
+    assert ack.status_code == 200, ack.text
+    segments = ack.text.split("~")
+    assert "ST*855*0001" in segments and "BAK*00*AC*PO-7781*" in ack.text
+    order = (await edi.get("/orders", params={"channel": "fleet",
+                                              "order_number": "PO-7781"})).json()
+    rotor = order["lines"][1]
+    expected = rotor["expected_date"].replace("-", "")
+    assert segments[segments.index("PO1*1*10*EA*12.5**VP*EDI-PAD") + 1] == "ACK*BP*4*EA"
+    assert segments[segments.index("PO1*2*4*EA*30**VP*EDI-ROTOR") + 1] == \
+        f"ACK*IB*4*EA*068*{expected}"
+    assert segments[segments.index("PO1*3*2*EA*5**VP*EDI-CLIP") + 1] == "ACK*IA*2*EA"
+    assert "CTT*3" in segments
+
+
+async def test_an_850_that_cannot_be_read_gets_a_rejecting_997(edi, db):
+    broken = X12_850.replace("PO1*2*4*EA*30**VP*EDI-ROTOR~\n", "PO1*2*four*EA*30**VP*EDI-ROTOR~\n")
+    r = await post_850(edi, broken.replace("000000905", "000000906"))
+    assert r.status_code == 422
+    assert r.headers["x-intake-state"] == "rejected"
+    assert r.headers["x-intake-reason"] == "unreadable_order"
+    assert "AK5*R*5~AK9*R*1*1*0~" in r.text
+    [stored] = await rows(db, "SELECT state, field FROM intakes")
+    assert (stored.state, stored.field) == ("rejected", "PO1[2].PO102")
+    r = await post_850(edi, "not an interchange")
+    assert r.status_code == 422 and r.json()["error"] == "malformed_payload"
+
+
+async def test_a_channel_key_reads_only_its_own_channels_855(edi, db, settings):
+    from tests.support import bearer, new_key
+
+    r = await post_850(edi, X12_850)
+    intake_id = r.headers["x-intake-id"]
+    own = await new_key(db, settings, Role.CHANNEL, channel="fleet")
+    other = await new_key(db, settings, Role.CHANNEL, channel="web")
+    path = f"/channels/fleet/acknowledgements/{intake_id}"
+    assert (await edi.get(path, headers=bearer(own))).status_code == 200
+    assert (await edi.get(path, headers=bearer(other))).status_code == 404

@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field
 
 from api.access import AuditDep, CallerDep
 from api.deps import ServicesDep
+from backorders.intake import edi850
 from backorders.schemas import CHANNEL_PATTERN, ChannelIn, ChannelOut, IntakeOut, IntakePage
 from backorders.services import channels, intake
+from backorders.services.errors import NotFound
 from backorders.services.intake import Outcome, Rejected
 
 router = APIRouter(tags=["channels"])
@@ -39,12 +41,27 @@ async def list_channels(services: ServicesDep) -> list[ChannelOut]:
     return await channels.list_channels(services.engine)
 
 
-def _answer(outcome: Outcome) -> JSONResponse:
+def _document(status: int, outcome: Outcome) -> Response:
+    """An EDI buyer's answer: the 997 itself, with the intake named in headers."""
+    assert outcome.document is not None
+    headers = {"X-Intake-Id": str(outcome.intake_id), "X-Intake-State": outcome.state}
+    if outcome.error is not None:
+        headers["X-Intake-Reason"] = outcome.error.code
+    return Response(outcome.document, status_code=status, media_type=edi850.CONTENT_TYPE,
+                    headers=headers)
+
+
+def _answer(outcome: Outcome) -> Response:
     status = {"accepted": 200 if outcome.duplicate else 201, "dead": 202}.get(outcome.state, 200)
+    if outcome.document is not None:
+        return _document(status, outcome)
     return JSONResponse(status_code=status, content=outcome.body())
 
 
-def _refused(exc: Rejected) -> JSONResponse:
+def _refused(exc: Rejected) -> Response:
+    if exc.outcome.document is not None:
+        exc.outcome.error = exc.error
+        return _document(exc.error.status_code, exc.outcome)
     return JSONResponse(status_code=exc.error.status_code, content={
         "error": exc.error.code, "message": exc.error.message, "field": exc.error.field,
         "intake_id": exc.outcome.intake_id, "state": "rejected"})
@@ -63,10 +80,11 @@ INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post("/channels/{name}/orders", status_code=201, responses=INTAKE_RESPONSES)
 async def channel_order(name: ChannelName, request: Request,
-                        services: ServicesDep) -> JSONResponse:
+                        services: ServicesDep) -> Response:
     """A platform's own order payload (Shopify `orders/create`, WooCommerce order,
-    marketplace order), proven by the platform's signature with the channel's secret,
-    converted into the one order model and placed as `POST /orders` would."""
+    marketplace order, X12 850), proven by the platform's signature with the channel's
+    secret, converted into the one order model and placed as `POST /orders` would. An
+    850 is answered with its 997 (`X-Intake-Id`, `X-Intake-State` in headers)."""
     body = await request.body()
     try:
         outcome = await intake.receive(services.engine, services.settings, name, body,
@@ -75,6 +93,22 @@ async def channel_order(name: ChannelName, request: Request,
     except Rejected as exc:
         return _refused(exc)
     return _answer(outcome)
+
+
+@router.get("/channels/{name}/acknowledgements/{intake_id}",
+            responses={200: {"content": {edi850.CONTENT_TYPE: {}},
+                             "description": "The X12 855 for the order, as it stands now"}})
+async def purchase_order_acknowledgement(
+        name: ChannelName, intake_id: Annotated[int, Path(ge=1, le=2**62)],
+        services: ServicesDep, caller: CallerDep) -> Response:
+    """An EDI buyer's 855: per line accepted (IA), backordered (IB) or partly shipped with
+    the balance backordered (BP), with the backordered quantity and expected date. A
+    channel key reads its own channel's."""
+    if not caller.sees_channel(name):
+        raise NotFound("unknown_intake", f"no intake {intake_id} from channel {name!r}",
+                       field="intake_id")
+    document = await intake.acknowledgement_855(services.engine, name, intake_id)
+    return Response(document, media_type=edi850.CONTENT_TYPE)
 
 
 @router.get("/ops/intake", response_model=IntakePage)

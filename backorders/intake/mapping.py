@@ -86,6 +86,19 @@ def items(data: Mapping[str, Any], path: str) -> list[tuple[str, Mapping[str, An
     return out
 
 
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body of a JSON webhook, which must be an object."""
+    import json
+
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise MappingError("body", "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MappingError("body", "the body is not a JSON object")
+    return payload
+
+
 # --- converters ---------------------------------------------------------------------------
 
 

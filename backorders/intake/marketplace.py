@@ -14,6 +14,7 @@ from backorders.intake.mapping import (
     MappingError,
     email,
     items,
+    json_object,
     lookup,
     money,
     optional,
@@ -23,6 +24,8 @@ from backorders.intake.mapping import (
     timestamp,
     whole,
 )
+
+decode = json_object
 
 SIGNATURE_HEADER = "X-Backorders-Signature"
 DELIVERY_HEADER = "X-Backorders-Delivery-Id"

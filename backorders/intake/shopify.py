@@ -10,6 +10,7 @@ from backorders.intake.mapping import (
     Context,
     email,
     items,
+    json_object,
     money,
     optional,
     phone,
@@ -19,6 +20,8 @@ from backorders.intake.mapping import (
     timestamp,
     whole,
 )
+
+decode = json_object
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 DELIVERY_HEADER = "X-Shopify-Webhook-Id"

@@ -11,6 +11,7 @@ from backorders.intake.mapping import (
     Context,
     email,
     items,
+    json_object,
     money,
     optional,
     phone,
@@ -20,6 +21,8 @@ from backorders.intake.mapping import (
     timestamp,
     whole,
 )
+
+decode = json_object
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"

@@ -13,7 +13,6 @@ channel's rules, place the order, and record how every payload ended, exactly on
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backorders.domain.access import Caller
 from backorders.domain.customers import TIER_RANK, Tier
-from backorders.intake import marketplace, rules, shopify, woocommerce
+from backorders.intake import edi850, marketplace, rules, shopify, woocommerce
 from backorders.intake.mapping import Context, MappingError
 from backorders.notify.templates import IntakeFacts
 from backorders.schemas import IntakeOut, IntakePage, OrderIn
@@ -53,8 +52,11 @@ from backorders.webhooks import WebhookRejected, verify_hmac_sha256
 log = logging.getLogger(__name__)
 
 PLATFORMS: dict[str, ModuleType] = {
-    "shopify": shopify, "woocommerce": woocommerce, "marketplace": marketplace}
-"""Each platform kind's mapping module: its signature and delivery headers, `to_order`."""
+    "shopify": shopify, "woocommerce": woocommerce, "marketplace": marketplace,
+    "edi850": edi850}
+"""Each platform kind's mapping module: its signature and delivery headers, `decode`
+(the body as the platform's document) and `to_order`; `delivery_of` where the document
+names its own delivery."""
 
 FIXABLE = frozenset({"unknown_sku"})
 """Refusals that are not the sender's fault but ours to fix (create the product): parked
@@ -78,6 +80,8 @@ class Outcome:
     duplicate: bool = False
     error: DomainError | None = None
     """What a rejected or dead intake was refused with."""
+    document: str | None = None
+    """The answer in the platform's own format, where it has one (an EDI 997)."""
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"intake_id": self.intake_id, "state": self.state}
@@ -148,12 +152,57 @@ async def receive(engine: AsyncEngine, settings: Settings, name: str, body: byte
                           keep_body=False)
         raise Unauthorized("bad_signature", exc.message) from None
     delivery_id = (headers.get(module.DELIVERY_HEADER) or "").strip()[:200] or None
+    if delivery_id is None and hasattr(module, "delivery_of"):
+        delivery_id = module.delivery_of(body)
     received = Received(channel, body, content_type, delivery_id, "valid")
-    if delivery_id is not None:
-        earlier = await _redelivered(engine, channel.name, delivery_id)
-        if earlier is not None:
-            return earlier
-    return await _process(engine, settings, received, path=path, hand_off=hand_off)
+    try:
+        outcome = None
+        if delivery_id is not None:
+            outcome = await _redelivered(engine, channel.name, delivery_id)
+        if outcome is None:
+            outcome = await _process(engine, settings, received, path=path, hand_off=hand_off)
+    except Rejected as exc:
+        exc.outcome.document = _acknowledgement(channel, body, exc.outcome)
+        raise
+    outcome.document = _acknowledgement(channel, body, outcome)
+    return outcome
+
+
+def _acknowledgement(channel: ChannelConfig, body: bytes, outcome: Outcome) -> str | None:
+    """EDI buyers get the 997: read (A, whether taken in or parked) or not (R)."""
+    if channel.kind != "edi850":
+        return None
+    try:
+        interchange = edi850.decode(body).interchange
+    except MappingError:
+        return None  # not an interchange at all: nothing to acknowledge it with
+    return edi850.ack_997(interchange, accepted=outcome.state != "rejected",
+                          control=outcome.intake_id)
+
+
+async def acknowledgement_855(engine: AsyncEngine, channel: str, intake_id: int) -> str:
+    """The 855 for an EDI intake's order, as the order stands now: each line accepted,
+    backordered, or partly shipped with the balance backordered, with expected dates."""
+    from backorders.services import views
+
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.text(
+            "SELECT body, order_id, state FROM intakes WHERE id = :id AND channel = :c"),
+            {"id": intake_id, "c": channel})).one_or_none()
+    if row is None or row.body is None:
+        raise NotFound("unknown_intake", f"no intake {intake_id} from channel {channel!r}",
+                       field="intake_id")
+    if row.order_id is None:
+        raise Conflict("not_accepted", f"intake {intake_id} is {row.state}: no order to "
+                       "acknowledge yet", field="intake_id")
+    interchange = edi850.decode(bytes(row.body)).interchange
+    order = await views.get_order(engine, row.order_id)
+    lines = [edi850.LineAck(quantity=ln.quantity, unit_price=f"{ln.unit_price.normalize():f}",
+                            sku=ln.sku, from_stock=ln.fulfillable_quantity,
+                            backordered=ln.quantity - ln.fulfillable_quantity,
+                            expected=ln.expected_date)
+             for ln in order.lines]
+    return edi850.ack_855(interchange, order.order_number, lines, control=intake_id)
 
 
 async def _redelivered(engine: AsyncEngine, channel: str, delivery_id: str) -> Outcome | None:
@@ -184,15 +233,13 @@ def _outcome_of(row: Any, *, duplicate: bool = False) -> Outcome:
 def _convert(received: Received) -> OrderIn:
     """The platform's payload as our order; Invalid naming the field when it cannot be."""
     channel = received.channel
+    module = PLATFORMS[channel.kind]
     try:
-        payload = json.loads(received.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise Invalid("malformed_payload", "the body is not JSON", field="body") from None
-    if not isinstance(payload, dict):
-        raise Invalid("malformed_payload", "the body is not a JSON object", field="body")
+        payload = module.decode(received.body)
+    except MappingError as exc:
+        raise Invalid("malformed_payload", exc.message, field=exc.field) from None
     try:
-        order = PLATFORMS[channel.kind].to_order(payload, Context(channel.name,
-                                                                  channel.default_region))
+        order = module.to_order(payload, Context(channel.name, channel.default_region))
     except MappingError as exc:
         raise Invalid("unreadable_order", exc.message, field=exc.field) from None
     order["channel"] = channel.name
