@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from backorders.services.errors import DomainError
@@ -35,7 +36,7 @@ def field_path(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
-def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     fields = []
     for err in exc.errors():
         loc = err.get("loc", ())
@@ -46,11 +47,28 @@ def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
             message = f"request body is not valid JSON: {err.get('ctx', {}).get('error', message)}"
         fields.append({"field": field_path(loc), "message": message})
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    if request.method == "POST" and request.url.path == "/orders":
+        await _keep_unreadable_order(request, summary, fields[0]["field"] if fields else None)
     return JSONResponse(
         status_code=422,
         content={"error": "validation_error", "message": summary, "fields": fields,
                  "field": fields[0]["field"] if fields else None},
     )
+
+
+async def _keep_unreadable_order(request: Request, message: str, field: str | None) -> None:
+    """Every payload a channel sends is recorded, even one that is not an order."""
+    from backorders.services import intake
+
+    caller = getattr(request.state, "caller", None)
+    channel = caller.channel if caller is not None and caller.channel else "unknown"
+    try:
+        services = request.app.state.services
+        await intake.record_unreadable(services.engine, services.settings, channel,
+                                       await request.body(), request.headers.get("content-type"),
+                                       message[:2000], field)
+    except Exception:
+        log.warning("could not record an unreadable order", exc_info=True)
 
 
 def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -102,8 +120,21 @@ def _database(_: Request, exc: DBAPIError) -> JSONResponse:
     raise exc
 
 
+def _saturated(_: Request, exc: PoolTimeout) -> JSONResponse:
+    """Every database connection is busy past the pool's timeout: shed the load honestly
+    rather than let the client's own timeout decide."""
+    log.warning("database saturated: %s", exc)
+    return JSONResponse(
+        status_code=503,
+        content={"error": "database_saturated",
+                 "message": "the database is saturated; retry shortly", "field": None},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _domain)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, _saturated)  # type: ignore[arg-type]

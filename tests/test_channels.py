@@ -481,3 +481,41 @@ async def test_a_channel_key_reads_only_its_own_channels_855(edi, db, settings):
     path = f"/channels/fleet/acknowledgements/{intake_id}"
     assert (await edi.get(path, headers=bearer(own))).status_code == 200
     assert (await edi.get(path, headers=bearer(other))).status_code == 404
+
+
+# --- POST /orders through the same flow -----------------------------------------------------
+
+
+async def test_every_post_orders_payload_is_recorded_however_it_ends(api, db):
+    from tests.support import order_body
+
+    await make_product(api, "NAT-1")
+    ok = await api.post("/orders", json=order_body("N-1", [("NAT-1", 1)]))
+    assert ok.status_code == 201, ok.text
+    again = await api.post("/orders", json=order_body("N-1", [("NAT-1", 1)]))
+    assert again.status_code == 200
+    unknown = await api.post("/orders", json=order_body("N-2", [("NOPE", 1)]))
+    assert unknown.status_code == 422
+    garbled = await api.post("/orders", content=b'{"channel": "web", "lines": 3}',
+                             headers={"content-type": "application/json"})
+    assert garbled.status_code == 422
+    kept = await rows(db, "SELECT channel, state, reason, signature, order_id, body "
+                          "FROM intakes ORDER BY id")
+    assert [(k.channel, k.state, k.reason, k.signature) for k in kept] == [
+        ("web", "accepted", None, "key"), ("web", "accepted", "duplicate_order", "key"),
+        ("web", "rejected", "unknown_sku", "key"), ("unknown", "rejected", "validation_error", "key")]
+    assert str(kept[0].order_id) == ok.json()["id"] and kept[1].order_id == kept[0].order_id
+    assert bytes(kept[3].body) == b'{"channel": "web", "lines": 3}'
+
+
+async def test_a_registered_native_channels_rules_apply_to_post_orders(api, db):
+    from tests.support import order_body
+
+    await make_product(api, "NAT-2")
+    r = await api.put("/channels/phone", json={"kind": "native",
+                                               "validation": {"require_phone": True}})
+    assert r.status_code == 201, r.text
+    r = await api.post("/orders", json=order_body("P-1", [("NAT-2", 1)], channel="phone"))
+    assert (r.status_code, r.json()["error"], r.json()["field"]) == (
+        422, "rule_require_phone", "customer.phone")
+    assert await scalar(db, "SELECT count(*) FROM orders") == 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from api.access import AuditDep, CallerDep, own_channel
 from api.deps import ServicesDep
 from backorders.schemas import IDENTIFIER_PATTERN, CancelIn, OrderIn, OrderOut
-from backorders.services import orders, views
+from backorders.services import intake, orders, views
 from backorders.services.errors import Forbidden, unknown_order
 
 router = APIRouter(tags=["orders"])
@@ -26,7 +26,7 @@ _ERRORS = {
              responses={200: {"model": OrderOut, "description": "Replay of an earlier order"},
                         **_ERRORS})
 async def place_order(body: OrderIn, services: ServicesDep, response: Response,
-                      caller: CallerDep, audit: AuditDep) -> OrderOut:
+                      caller: CallerDep, audit: AuditDep, request: Request) -> OrderOut:
     """Split each line into what ships now and what waits; start one workflow per line.
 
     Idempotent per (channel, order_number): the same request again answers the same
@@ -35,8 +35,9 @@ async def place_order(body: OrderIn, services: ServicesDep, response: Response,
     if not caller.sees_channel(body.channel):
         raise Forbidden("forbidden", f"this key places orders for channel {caller.channel!r} "
                         f"only, not {body.channel!r}", field="channel")
-    result = await orders.place_order(services.engine, body, services.settings,
-                                      hand_off=services.hand_off, audit=audit)
+    result = await intake.place_native(services.engine, services.settings, body,
+                                       await request.body(), request.headers.get("content-type"),
+                                       hand_off=services.hand_off, audit=audit)
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -560,3 +560,48 @@ async def record_bulk(engine: AsyncEngine, settings: Settings, audit: Audit,
         return None
 
     await unit_of_work.run(engine, settings, nothing, audit=audit)
+
+
+# --- native orders (POST /orders) -------------------------------------------------------------
+
+
+def _native(name: str, config: ChannelConfig | None) -> ChannelConfig:
+    from backorders.schemas import ChannelRules
+
+    return config or ChannelConfig(name=name, kind="native", secret=None, rules=ChannelRules(),
+                                   accounts={}, default_region="US")
+
+
+async def place_native(engine: AsyncEngine, settings: Settings, order: OrderIn, raw: bytes,
+                       content_type: str | None, *, hand_off: HandOff | None,
+                       audit: Audit | None) -> orders.IntakeResult:
+    """`POST /orders`, through the same entry flow: the channel's rules (when it is
+    registered), the order, and its intake row in the order's own transaction; a refusal
+    is recorded as rejected and raised for the API to answer as before."""
+    channel = _native(order.channel, await channels.load(engine, settings, order.channel))
+    received = Received(channel, raw, content_type, None, "key")
+    facts = _facts(order)
+    try:
+        rules.check(order, rules.effective(channel.rules, channel.accounts, order.customer.id,
+                                           order.customer.tier.value),
+                    await _list_prices(engine, order) if channel.rules.price_tolerance else {})
+
+        async def record(conn: AsyncConnection, order_id: uuid.UUID, created: bool) -> None:
+            await _write(conn, received, "accepted", intake_id=None, order_id=order_id,
+                         reason=None if created else "duplicate_order", **facts)
+
+        return await orders.place_order(engine, order, settings, hand_off=hand_off,
+                                        audit=audit, also=record)
+    except DomainError as exc:
+        await _record_end(engine, settings, received, "rejected", reason=exc.code,
+                          message=exc.message, field=exc.field, order=order)
+        raise
+
+
+async def record_unreadable(engine: AsyncEngine, settings: Settings, channel: str, raw: bytes,
+                            content_type: str | None, message: str, field: str | None) -> None:
+    """A `POST /orders` body that is not an order at all: kept as rejected, like any
+    payload a channel sent, before the 422 goes out."""
+    received = Received(_native(channel, None), raw, content_type, None, "key")
+    await _record_end(engine, settings, received, "rejected", reason="validation_error",
+                      message=message, field=field)
