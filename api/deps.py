@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from backorders.services.unit_of_work import TO_RELAY, HandOff
 from backorders.settings import Settings
 from handoff.deliver import OutboxDeliverer
 
@@ -25,6 +28,22 @@ class Services:
     client: Client
     deliverer: OutboxDeliverer
     rate_limits: RateLimits
+
+    backlog_seen: tuple[float, int] = (0.0, 0)
+    """(when, pending hand-offs): looked at no more than once a second."""
+
+    async def intake_hand_off(self) -> HandOff:
+        """How an order's workflow starts go out: delivered by this request, or, while
+        the backlog is over INTAKE_QUEUE_BACKLOG (a burst), left to the relays."""
+        limit = self.settings.intake_queue_backlog
+        at, pending = self.backlog_seen
+        if time.monotonic() - at > 1.0:
+            async with self.engine.connect() as conn:
+                pending = (await conn.execute(sa.text(
+                    "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE delivered_at IS NULL "
+                    "AND dead_at IS NULL LIMIT :n) pending"), {"n": limit + 1})).scalar_one()
+            self.backlog_seen = (time.monotonic(), pending)
+        return TO_RELAY if pending > limit else self.hand_off
 
     async def hand_off(self, outbox_ids: list[int]) -> None:
         """Deliver what this request just committed. A failure here only delays the

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     api_rate_limit_storage: str = "memory://"
     api_max_body_bytes: int = 1_048_576
 
+    # Pending hand-offs above which intake stops delivering its own workflow starts and
+    # leaves them to the relays, so a burst is answered at the speed of PostgreSQL.
+    intake_queue_backlog: int = 200
     # How often each worker looks for dead intakes whose transient cause is due a retry.
     intake_retry_poll_seconds: float = 5.0
 

@@ -89,7 +89,7 @@ async def channel_order(name: ChannelName, request: Request,
     try:
         outcome = await intake.receive(services.engine, services.settings, name, body,
                                        request.headers, path=request.url.path,
-                                       hand_off=services.hand_off)
+                                       hand_off=await services.intake_hand_off())
     except Rejected as exc:
         return _refused(exc)
     return _answer(outcome)

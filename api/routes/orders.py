@@ -37,7 +37,7 @@ async def place_order(body: OrderIn, services: ServicesDep, response: Response,
                         f"only, not {body.channel!r}", field="channel")
     result = await intake.place_native(services.engine, services.settings, body,
                                        await request.body(), request.headers.get("content-type"),
-                                       hand_off=services.hand_off, audit=audit)
+                                       hand_off=await services.intake_hand_off(), audit=audit)
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

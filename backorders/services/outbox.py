@@ -40,9 +40,12 @@ async def enqueue(
     conn: AsyncConnection,
     messages: Sequence[tuple[uuid.UUID, LineMessage]],
     settings: Settings,
+    *,
+    grace: float | None = None,
 ) -> list[int]:
     """Write messages for the writer to deliver after commit; the relay takes them only
-    if the writer has not done so within the grace period."""
+    if the writer has not done so within the grace period (`grace`, 0 for messages left
+    to the relay from the start)."""
     if not messages:
         return []
     rows = await conn.execute(
@@ -59,7 +62,7 @@ async def enqueue(
             "kinds": [kind_of(type(message)) for _, message in messages],
             "line_ids": [line_id for line_id, _ in messages],
             "payloads": [json.dumps(dataclasses.asdict(message)) for _, message in messages],
-            "grace": settings.outbox_inline_grace_seconds,
+            "grace": settings.outbox_inline_grace_seconds if grace is None else grace,
         },
     )
     return [r[0] for r in rows]

@@ -30,6 +30,11 @@ HandOff = Callable[[list[int]], Awaitable[Any]]
 """Delivers a committed transaction's outbox rows."""
 
 
+async def TO_RELAY(outbox_ids: list[int]) -> None:
+    """The hand-off that leaves everything to the relays at once: under a burst the
+    writer answers at the speed of PostgreSQL instead of waiting on workflow starts."""
+
+
 @dataclass
 class UnitOfWork:
     conn: AsyncConnection
@@ -38,9 +43,15 @@ class UnitOfWork:
     """Rows to deliver right after commit."""
     relay_woken: bool = False
     audit: Audit | None = None
+    to_relay: bool = False
+    """Every message goes to the relays, none is delivered by the writer (`TO_RELAY`)."""
 
     async def send(self, messages: Sequence[tuple[Any, LineMessage]]) -> None:
         """Write messages to lines, for delivery after commit."""
+        if self.to_relay and messages:
+            await outbox.enqueue(self.conn, messages, self.settings, grace=0)
+            await self.leave_to_relay()
+            return
         self.outbox_ids += await outbox.enqueue(self.conn, messages, self.settings)
 
     def sent(self, outbox_ids: Sequence[int]) -> None:
@@ -63,7 +74,7 @@ async def run(engine: AsyncEngine, settings: Settings,
     attempt: list[UnitOfWork] = []
 
     async def in_transaction(conn: AsyncConnection) -> T:
-        uow = UnitOfWork(conn, settings, audit=audit)
+        uow = UnitOfWork(conn, settings, audit=audit, to_relay=hand_off is TO_RELAY)
         attempt[:] = [uow]
         result = await work(uow)
         if uow.audit is not None:
