@@ -46,7 +46,7 @@ async def test_four_backordered_three_shipped_one_cancelled_is_a_conversion_of_0
     duration = got["average_backorder_duration_days"]
     assert duration["count"] == 1 and duration["meets_target"] is True
     assert got["ageing"]["lines"] == 0
-    assert big["id"] != small["id"]
+    assert big["customer"]["id"] == "kim"
 
     scoped = (await api.get("/kpis", params={"customer_id": "kim"})).json()["kpis"]
     assert scoped["backorder_conversion_rate"]["denominator"] == 3
@@ -270,7 +270,8 @@ async def test_opt_out_rate_is_customers_who_left_over_customers_messaged(ledger
     assert got["meets_target"] is False
 
 
-async def test_opting_out_records_when_a_customer_left_each_channel(api, db):
+async def test_opting_out_records_when_a_customer_left_a_channel_not_their_sign_up_choices(
+        api, db):
     r = await api.put("/customers/oli/preferences", json={"opted_out": ["sms"]})
     assert r.status_code == 200, r.text
     r = await api.put("/customers/oli/preferences", json={"opted_out": ["sms", "email"]})
@@ -278,7 +279,8 @@ async def test_opting_out_records_when_a_customer_left_each_channel(api, db):
     async with db.connect() as conn:
         left = (await conn.execute(sa.text(
             "SELECT channel, source FROM opt_outs WHERE customer_id = 'oli' ORDER BY id"))).all()
-    assert [tuple(r) for r in left] == [("sms", "preferences"), ("email", "preferences")]
+    # The first preferences (a shop syncing its sign-up) opted out of nothing we sent.
+    assert [tuple(r) for r in left] == [("email", "preferences")]
 
 
 async def test_sla_breaches_are_lines_past_their_promise_with_units_outstanding(ledger, db):
@@ -321,3 +323,41 @@ async def test_a_series_has_every_bucket_and_agrees_with_the_period_figure(ledge
     fulfilled = await kpis.series(db, "backorders_fulfilled", "week",
                                   Period(T0, T0 + 4 * DAY), Scope())
     assert [p["value"] for p in fulfilled["points"]] == [3]
+
+
+async def test_a_closed_periods_durations_do_not_change_when_a_line_settles_later(ledger, db):
+    line = await ledger.line(quantity=3, from_stock=1)
+    await ledger.allocation(line, 2, dispatched=T0 + 2 * DAY)  # backordered units shipped
+    first = await figures(db, T0, T0 + 3 * DAY)
+    assert first["average_backorder_duration_days"]["count"] == 1
+    assert first["lead_time_days"]["count"] == 0  # its stock unit has not shipped yet
+    await ledger.sql("UPDATE allocations SET status = 'dispatched', dispatched_at = :d "
+                     "WHERE source = 'stock'", d=T0 + 10 * DAY)
+    again = await figures(db, T0, T0 + 3 * DAY)
+    assert again["average_backorder_duration_days"] == first["average_backorder_duration_days"]
+    assert again["lead_time_days"]["count"] == 0  # settled on day 10, counted then
+    later = await figures(db, T0 + 3 * DAY, T0 + 11 * DAY)
+    assert later["lead_time_days"]["count"] == 1 and later["lead_time_days"]["value"] == 10.0
+
+
+async def test_a_line_whose_waiting_units_were_partly_cancelled_has_no_backorder_duration(
+        ledger, db):
+    line = await ledger.line(quantity=2)
+    await ledger.allocation(line, 1, dispatched=T0 + DAY)
+    await ledger.cancel_waiting(line, 1, T0 + 2 * DAY)
+    got = await figures(db, T0, T0 + 5 * DAY)
+    assert got["average_backorder_duration_days"]["count"] == 0
+    assert got["lead_time_days"]["count"] == 1
+
+
+async def test_time_to_alert_leaves_out_messages_the_customers_quiet_hours_held(ledger, db):
+    line = await ledger.line(quantity=2)
+    for seconds, held in ((20, False), (9000, True)):
+        allocation = await ledger.allocation(line, 1, at=T0 + DAY)
+        await ledger.message(event="allocated", key=f"{line}:allocated:{allocation}",
+                             line_id=line, at=T0 + DAY + timedelta(seconds=seconds))
+        if held:
+            await ledger.sql("UPDATE notifications SET send_after = sent_at "
+                             "WHERE idempotency_key = :k", k=f"{line}:allocated:{allocation}")
+    got = (await figures(db, T0, T0 + 3 * DAY))["time_to_alert_seconds"]
+    assert (got["count"], got["max"]) == (1, 20.0)

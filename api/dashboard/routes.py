@@ -28,7 +28,7 @@ from backorders.domain.access import Role
 from backorders.domain.customers import Tier
 from backorders.domain.kpis import KPIS
 from backorders.domain.lifecycle import LineStatus
-from backorders.schemas import SKU_PATTERN
+from backorders.schemas import CHANNEL_PATTERN, IDENTIFIER_PATTERN, SKU_PATTERN
 from backorders.services import (
     board,
     intake,
@@ -84,13 +84,14 @@ class Problems:
         self.query = request.query_params
         self.errors: list[str] = []
 
-    def text(self, name: str, *, pattern: str | None = None, max_length: int = 128) -> str | None:
+    def text(self, name: str, *, pattern: str = IDENTIFIER_PATTERN,
+             max_length: int = 128) -> str | None:
         import re
 
         value = (self.query.get(name) or "").strip()
         if not value:
             return None
-        if len(value) > max_length or (pattern and not re.fullmatch(pattern, value)):
+        if len(value) > max_length or not re.fullmatch(pattern, value):
             self.errors.append(f"{name}: {value[:40]!r} is not valid")
             return None
         return value
@@ -99,7 +100,7 @@ class Problems:
         value = (self.query.get(name) or "").strip()
         if not value:
             return None
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not (value.isascii() and value.isdecimal()) or not low <= int(value) <= high:
             self.errors.append(f"{name}: must be a whole number from {low} to {high}")
             return None
         return int(value)
@@ -118,10 +119,14 @@ class Problems:
         if not value:
             return None
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             self.errors.append(f"{name}: must be a date as YYYY-MM-DD")
             return None
+        if not date(1970, 1, 1) <= day < date(2100, 1, 1):
+            self.errors.append(f"{name}: must be between 1970 and 2099")
+            return None
+        return day
 
 
 def _period(problems: Problems) -> tuple[Period, date, date]:
@@ -233,7 +238,7 @@ def _board_query(request: Request) -> tuple[BoardFilter, Sort, int, list[str]]:
     no_supply = p.choice("no_supply", ["true", "false"])
     f = BoardFilter(
         sku=p.text("sku", pattern=SKU_PATTERN), order_number=p.text("order_number"),
-        customer_id=p.text("customer_id"), channel=p.text("channel"),
+        customer_id=p.text("customer_id"), channel=p.text("channel", pattern=CHANNEL_PATTERN),
         tier=p.choice("tier", [t.value for t in Tier]),
         status=p.choice("status", [s.value for s in LineStatus]),
         min_age_days=p.whole("min_age_days"), max_age_days=p.whole("max_age_days"),
@@ -273,6 +278,16 @@ CSV_COLUMNS = ("line_id", "order_number", "channel", "customer_id", "customer_ti
                "backordered_at", "age_days")
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text a channel sent that starts like a
+    formula (=, +, -, @, tab, return) is prefixed with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @router.get("/backorders.csv")
 async def backorders_csv(request: Request, services: ServicesDep) -> Response:
     f, sort, _, errors = _board_query(request)
@@ -291,7 +306,7 @@ async def backorders_csv(request: Request, services: ServicesDep) -> Response:
             for item in chunk.items:
                 data = item.model_dump()
                 data["age_days"] = round(item.age_seconds / 86400, 2)
-                writer.writerow(["" if data.get(c) is None else data[c] for c in CSV_COLUMNS])
+                writer.writerow([_cell(data.get(c)) for c in CSV_COLUMNS])
             yield out.getvalue()
             out.seek(0)
             out.truncate()

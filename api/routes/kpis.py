@@ -11,6 +11,7 @@ from api.deps import ServicesDep
 from backorders.domain.kpis import SERIES_METRICS
 from backorders.schemas import CHANNEL_PATTERN, IDENTIFIER_PATTERN, SKU_PATTERN, Day, Timestamp
 from backorders.services import kpis
+from backorders.services.errors import Invalid
 from backorders.services.kpis import Period, Scope
 
 router = APIRouter(tags=["kpis"])
@@ -32,8 +33,20 @@ def _end(value: datetime | date | None) -> datetime | None:
     return datetime.combine(value + timedelta(days=1), time(), UTC)
 
 
+EARLIEST, LATEST = date(1970, 1, 1), date(2100, 1, 1)
+
+
+def _in_range(value: datetime | date | None, name: str) -> None:
+    day = value.date() if isinstance(value, datetime) else value
+    if day is not None and not EARLIEST <= day < LATEST:
+        raise Invalid("out_of_range", f"`{name}` must be between {EARLIEST} and {LATEST}",
+                      field=name)
+
+
 def period(start: datetime | date | None, end: datetime | date | None) -> Period:
     """The period a request names; without bounds, the 30 days up to now."""
+    _in_range(start, "from")
+    _in_range(end, "to")
     return Period.of(_start(start), _end(end), datetime.now(UTC))
 
 

@@ -78,8 +78,9 @@ KPIS: dict[str, Kpi] = _kpis(
         target=0.95, goal=Goal.ABOVE),
     Kpi("average_backorder_duration_days", "Backorder duration", Shape.DISTRIBUTION,
         Unit.DAYS,
-        "For backordered lines whose last waiting unit was dispatched in the period: days "
-        "from the line being backordered to that dispatch. Mean, with p50 and p90.",
+        "For backordered lines whose last waiting unit was dispatched in the period (none "
+        "of them cancelled): days from the line being backordered to that dispatch. Mean, "
+        "with p50 and p90.",
         target=7, goal=Goal.BELOW),
     Kpi("fulfillment_accuracy", "Fulfillment accuracy", Shape.RATIO, Unit.RATIO,
         "Units dispatched in the period exactly once and matching an allocation (same "
@@ -92,11 +93,13 @@ KPIS: dict[str, Kpi] = _kpis(
         target=0.985, goal=Goal.AT_LEAST),
     Kpi("time_to_alert_seconds", "Time to alert", Shape.DISTRIBUTION, Unit.SECONDS,
         "For `allocated` messages sent in the period: seconds from the transaction that "
-        "allocated the units to the message being sent. Judged on p95.",
+        "allocated the units to the message being sent; messages the customer's quiet "
+        "hours or digest held are left out. Judged on p95.",
         target=120, goal=Goal.BELOW, judged_on="p95"),
     Kpi("opt_out_rate", "Opt-out rate", Shape.RATIO, Unit.RATIO,
-        "Customers who opted out of a channel in the period ÷ customers sent a message in "
-        "the period. The seeds' baseline is 0.12; lower is better.",
+        "Customers sent a message in the period who opted out of a channel in it ÷ "
+        "customers sent a message in the period. The seeds' baseline is 0.12; lower is "
+        "better.",
         target=0.12, goal=Goal.BELOW),
     Kpi("cancellation_rate", "Backorder cancellations", Shape.RATIO, Unit.RATIO,
         "Backordered units cancelled in the period ÷ backordered units resolved in it "
@@ -107,11 +110,12 @@ KPIS: dict[str, Kpi] = _kpis(
     Kpi("backorder_rate", "Backorder rate", Shape.RATIO, Unit.RATIO,
         "Lines placed in the period with any backordered quantity ÷ lines placed in it."),
     Kpi("lead_time_days", "Lead time", Shape.DISTRIBUTION, Unit.DAYS,
-        "For lines whose last unit was dispatched in the period: days from the order "
-        "being placed to that dispatch. Mean, with p50 and p90."),
+        "For lines settled in the period (every unit dispatched or cancelled, at least one "
+        "dispatched): days from the order being placed to the last dispatch. Mean, with "
+        "p50 and p90."),
     Kpi("sla_breaches", "SLA breaches", Shape.COUNT, Unit.LINES,
-        "Lines past their promised date at the end of the period with units not yet "
-        "dispatched (nor cancelled), with the customers they belong to.",
+        "Lines past their promised date now with units not yet dispatched (nor "
+        "cancelled), with the customers they belong to; the period does not change it.",
         target=0, goal=Goal.AT_MOST),
 )
 

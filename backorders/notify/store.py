@@ -129,11 +129,19 @@ _RECORD_OPT_OUTS = sa.text(
 )
 
 
+_MESSAGED = sa.text("SELECT 1 FROM notifications WHERE customer_id = :id LIMIT 1")
+
+
 async def record_opt_outs(conn: AsyncConnection, customer_id: str, channels: list[str],
                           source: str) -> None:
     """Date the channels the customer is leaving now (not those already left), before
-    their preferences row is changed; the row is locked until the change commits."""
+    their preferences row is changed; the row is locked until the change commits. A
+    customer's first preferences, set before we ever wrote to them (a shop syncing its
+    sign-ups), leave nothing: they opted out of nothing we sent."""
     before = (await conn.execute(_CURRENT_OPT_OUTS, {"id": customer_id})).scalar_one_or_none()
+    if before is None and source == "preferences" and (
+            await conn.execute(_MESSAGED, {"id": customer_id})).first() is None:
+        return
     if set(channels) - set(before or ()):
         await conn.execute(_RECORD_OPT_OUTS, {"id": customer_id, "channels": channels,
                                               "source": source, "before": list(before or ())})

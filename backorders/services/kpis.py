@@ -45,33 +45,46 @@ _CANCELLED_BACKORDERS = f"""
     FROM ({_BACKORDER_RESOLUTIONS}) r
 """
 
-_SETTLED_LINES = """
-    SELECT l.*, o.channel, o.placed_at AS order_placed_at, d.last_backordered_at,
-           d.last_dispatched_at
+_LINE_ENDS = """
+    SELECT l.*, o.channel, o.placed_at AS order_placed_at, d.*
     FROM order_lines l JOIN orders o ON o.id = l.order_id
     CROSS JOIN LATERAL (
         SELECT max(a.dispatched_at) FILTER (WHERE a.source <> 'stock') AS last_backordered_at,
-               max(a.dispatched_at) AS last_dispatched_at
+               bool_and(a.status IN ('dispatched', 'cancelled'))
+                   FILTER (WHERE a.source <> 'stock') AS backordered_done,
+               count(*) FILTER (WHERE a.source <> 'stock' AND a.status = 'cancelled')
+                   AS backordered_cancelled,
+               max(a.dispatched_at) AS last_dispatched_at,
+               greatest(max(a.dispatched_at), max(a.cancelled_at),
+                        (SELECT max(e.at) FROM line_events e
+                         WHERE e.line_id = l.id AND e.kind = 'cancelled')) AS settled_at,
+               bool_and(a.status IN ('dispatched', 'cancelled')) AS all_done
         FROM allocations a WHERE a.line_id = l.id
-        HAVING bool_and(a.status IN ('dispatched', 'cancelled'))
     ) d
     WHERE l.waiting_quantity = 0
 """
-"""Lines with nothing left to wait for or to ship, and when their units last left."""
+"""Lines with nothing left waiting, with when their backordered units last shipped and
+when the line settled (its last unit shipped or cancelled)."""
 
 _BACKORDER_DURATIONS = f"""
     SELECT s.last_backordered_at AS at, s.sku, s.channel, s.customer_id,
            extract(epoch FROM s.last_backordered_at - s.created_at) / 86400.0 AS value
-    FROM ({_SETTLED_LINES}) s
-    WHERE s.initial_backordered > 0 AND s.last_backordered_at IS NOT NULL
+    FROM ({_LINE_ENDS}) s
+    WHERE s.initial_backordered > 0 AND s.backordered_done AND s.backordered_cancelled = 0
+      AND s.cancelled_quantity = 0 AND s.last_backordered_at IS NOT NULL
 """
+"""Dated when the last backordered unit shipped: the moment the fact became true, so a
+closed period's figure never changes afterwards. Lines whose backordered units were
+partly cancelled are left out: their last waiting unit was not dispatched."""
 
 _LEAD_TIMES = f"""
-    SELECT s.last_dispatched_at AS at, s.sku, s.channel, s.customer_id,
+    SELECT s.settled_at AS at, s.sku, s.channel, s.customer_id,
            extract(epoch FROM s.last_dispatched_at - s.order_placed_at) / 86400.0 AS value
-    FROM ({_SETTLED_LINES}) s
-    WHERE s.last_dispatched_at IS NOT NULL
+    FROM ({_LINE_ENDS}) s
+    WHERE s.all_done AND s.last_dispatched_at IS NOT NULL
 """
+"""Placed to last unit dispatched, dated when the line settled (a later cancellation of
+its rest settles it then, not retroactively)."""
 
 _DISPATCHES = """
     SELECT m.created_at AS at, m.sku, o.channel, l.customer_id, -m.delta AS den,
@@ -102,9 +115,11 @@ _ALERT_TIMES = """
     JOIN allocations a ON CAST(a.id AS text) = split_part(n.idempotency_key, ':', 3)
     LEFT JOIN orders o ON o.id = n.order_id
     WHERE n.event = 'allocated' AND n.audience = 'customer' AND n.status = 'sent'
+      AND n.send_after IS NULL
 """
 """An `allocated` message's key is `<line>:allocated:<allocation>`: the allocation's
-created_at is its transaction's time."""
+created_at is its transaction's time. Messages the customer's quiet hours or digest held
+(`send_after`) are left out: the wait was theirs, not ours."""
 
 _PLACED_LINES = f"""
     SELECT l.created_at AS at, {_LINE_SCOPE}, l.quantity, l.fulfillable_quantity,
@@ -231,8 +246,8 @@ async def _one(conn: AsyncConnection, key: str, period: Period, scope: Scope) ->
 
 
 async def _opt_out_rate(conn: AsyncConnection, period: Period, scope: Scope) -> dict[str, Any]:
-    """Distinct customers, not events: a customer who leaves two channels counts once.
-    A SKU or channel scope narrows both sides to the customers messaged about it."""
+    """Distinct customers, not events: a customer who leaves two channels counts once,
+    and only customers messaged in the period count (so it stays a share of them)."""
     where, params = scope.where("m")
     row = (await conn.execute(sa.text(f"""
         WITH messaged AS (
@@ -241,9 +256,7 @@ async def _opt_out_rate(conn: AsyncConnection, period: Period, scope: Scope) -> 
         ), left_ AS (
             SELECT DISTINCT x.customer_id FROM opt_outs x
             WHERE x.at >= :start AND x.at < :end
-              {"AND x.customer_id IN (SELECT customer_id FROM messaged)"
-               if scope.sku or scope.channel else ""}
-              {"AND x.customer_id = :scope_customer_id" if scope.customer_id else ""}
+              AND x.customer_id IN (SELECT customer_id FROM messaged)
         )
         SELECT (SELECT count(*) FROM left_) AS numerator,
                (SELECT count(*) FROM messaged) AS denominator
@@ -251,7 +264,9 @@ async def _opt_out_rate(conn: AsyncConnection, period: Period, scope: Scope) -> 
     return _figure("opt_out_rate", row)
 
 
-async def _sla_breaches(conn: AsyncConnection, period: Period, scope: Scope) -> dict[str, Any]:
+async def _sla_breaches(conn: AsyncConnection, scope: Scope, now: datetime) -> dict[str, Any]:
+    """As things stand now (a period's end would need every line's quantities as they
+    were then): lines past their promised date with units outstanding."""
     where, params = scope.where("b")
     rows = (await conn.execute(sa.text(f"""
         SELECT b.customer_id, max(b.customer_tier) AS tier, count(*) AS lines,
@@ -260,13 +275,12 @@ async def _sla_breaches(conn: AsyncConnection, period: Period, scope: Scope) -> 
             SELECT l.customer_id, l.sku, o.channel, o.customer_tier, l.promised_date,
                    l.quantity - l.shipped_quantity - l.cancelled_quantity AS outstanding
             FROM order_lines l JOIN orders o ON o.id = l.order_id
-            WHERE l.promised_date < CAST(:end AS date)
+            WHERE l.promised_date < CAST(CAST(:now AS timestamptz) AT TIME ZONE 'UTC' AS date)
               AND l.quantity - l.shipped_quantity - l.cancelled_quantity > 0
-              AND l.created_at < :end
         ) b
         WHERE true{where}
         GROUP BY b.customer_id ORDER BY count(*) DESC, b.customer_id
-    """), {**params, "end": period.end})).all()
+    """), {**params, "now": now})).all()
     return {"value": sum(int(r.lines) for r in rows),
             "customers": len(rows),
             "by_customer": [{"customer_id": r.customer_id, "tier": r.tier,
@@ -310,7 +324,7 @@ async def kpis(engine: AsyncEngine, period: Period, scope: Scope,
             if key == "opt_out_rate":
                 figure = await _opt_out_rate(conn, period, scope)
             elif key == "sla_breaches":
-                figure = await _sla_breaches(conn, period, scope)
+                figure = await _sla_breaches(conn, scope, now)
             else:
                 figure = await _one(conn, key, period, scope)
             figures[key] = _judge(kpi, figure)

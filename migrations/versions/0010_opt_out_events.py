@@ -31,13 +31,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_opt_outs"),
     )
     op.create_index("ix_opt_outs_at", "opt_outs", ["at"])
-    # What was opted out before this table existed, dated by the preferences' last change.
-    op.execute(
-        """
-        INSERT INTO opt_outs (customer_id, channel, source, at)
-        SELECT customer_id, unnest(opted_out), 'before 0010', updated_at FROM customer_preferences
-        """
-    )
+    # Opt-outs from before this table cannot be dated, so none are made up: the opt-out
+    # rate counts from the day it was deployed.
 
 
 def downgrade() -> None:
