@@ -259,8 +259,8 @@ async def identify(services: Any, rule: Rule, scope: Scope) -> Caller | None:
 
 
 async def _session_caller(services: Any, scope: Scope) -> Caller:
-    found = dashboard_session.read(services.settings, scope)
-    caller = await keys.caller_by_id(services.engine, found.key_id) if found else None
+    found = await dashboard_session.find(services.engine, services.settings, scope)
+    caller = found.caller if found else None
     if caller is None:
         await services.rate_limits.spend(_client(scope))
         raise Unauthorized("unauthorized", "sign in to the dashboard with an ops or admin key")
@@ -396,7 +396,9 @@ def _page_error(exc: DomainError, scope: Scope) -> Response:
     if isinstance(exc, Unauthorized):
         path = scope.get("path", "/dashboard")
         query = scope.get("query_string", b"").decode("latin-1")
-        target = path + (f"?{query}" if query else "")
+        # Back to the page after signing in; a form's POST goes back to the dashboard.
+        target = path + (f"?{query}" if query else "") if scope["method"] == "GET" \
+            else "/dashboard"
         return RedirectResponse("/dashboard/login?" + urlencode({"next": target}),
                                 status_code=303)
     status = exc.status_code
@@ -404,12 +406,15 @@ def _page_error(exc: DomainError, scope: Scope) -> Response:
     if isinstance(exc, Forbidden):
         message = ("The dashboard is for ops and admin keys; this key's role may not see it. "
                    "Sign out and sign in with an ops or admin key.")
+    found = scope.get("state", {}).get("session")
+    token = (f"<input type=hidden name=csrf value=\"{html.escape(found.csrf)}\">"
+             if found is not None else "")
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     return HTMLResponse(
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{status}</title>"
         f"<link rel=stylesheet href=/dashboard/static/dashboard.css>"
         f"<main class=narrow><h1>{status} {html.escape(exc.code.replace('_', ' '))}</h1>"
-        f"<p>{message}</p><form method=post action=/dashboard/logout>"
+        f"<p>{message}</p><form method=post action=/dashboard/logout>{token}"
         f"<button>Sign out</button></form></main></html>",
         status_code=status, headers=headers)
 

@@ -179,6 +179,7 @@ class OrderLine(Base):
         # Lookups by order use uq_order_lines_order_line_no (order_id leads it).
         sa.Index("ix_order_lines_status", "status"),
         sa.Index("ix_order_lines_customer_id", "customer_id"),
+        sa.Index("ix_order_lines_created_at", "created_at"),
     )
 
 
@@ -264,7 +265,8 @@ class LineEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=sa.text("'{}'::jsonb"))
     at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
-    __table_args__ = (sa.Index("ix_line_events_line_id", "line_id", "id"),)
+    __table_args__ = (sa.Index("ix_line_events_line_id", "line_id", "id"),
+                      sa.Index("ix_line_events_kind_at", "kind", "at"))
 
 
 class Outbox(Base):
@@ -593,3 +595,18 @@ class Intake(Base):
         sa.Index("ix_intakes_retry", "next_attempt_at",
                  postgresql_where=sa.text("state = 'dead' AND transient")),
     )
+
+
+class DashboardSession(Base):
+    """A dashboard sign-in. The cookie carries only its (signed) id."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    key_id: Mapped[str] = mapped_column(sa.ForeignKey("api_keys.id"))
+    csrf: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (sa.Index("ix_dashboard_sessions_key_id", "key_id"),)

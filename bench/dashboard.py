@@ -4,6 +4,7 @@ messages), answered by one API process. Goal: under 500 ms per page."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from typing import Any
@@ -107,7 +108,11 @@ async def bench_dashboard(infra: Infra, engine: AsyncEngine, waiting: int,
     figures: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            r = await client.post("/dashboard/login", data={"api_key": key})
+            form = await client.get("/dashboard/login")
+            token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+            assert token is not None, form.text
+            r = await client.post("/dashboard/login",
+                                  data={"api_key": key, "form_token": token.group(1)})
             assert r.status_code == 303, r.text
             for name, path in PAGES.items():
                 headers = {"Authorization": f"Bearer {key}"} if path.startswith("/kpis") else {}

@@ -41,19 +41,28 @@ def browser(app: Any, **kwargs: Any) -> httpx.AsyncClient:
                              follow_redirects=False, **kwargs)
 
 
-def cookie_for(settings, key_id: str) -> str:
+async def cookie_for(db, settings, key_id: str) -> str:
     """A session cookie as sign-in would set it, for any key (sign-in refuses to make
     one for a channel or erp key; the gate must refuse it too)."""
     response = Response()
-    session.start(settings, response, key_id)
-    header = response.headers["set-cookie"]
+    await session.start(db, settings, response, key_id)
+    header = next(v for k, v in response.raw_headers if k == b"set-cookie").decode()
     return header.split(";", 1)[0].split("=", 1)[1]
+
+
+async def login(client: httpx.AsyncClient, key: str, next_: str = "/dashboard",
+                **extra: str) -> httpx.Response:
+    """Sign in as a person would: the form, with its token, then the key."""
+    form = await client.get("/dashboard/login")
+    token = re.search(r'name="form_token" value="([^"]+)"', form.text).group(1)
+    return await client.post("/dashboard/login", data={"api_key": key, "next": next_,
+                                                        "form_token": token, **extra})
 
 
 @asynccontextmanager
 async def signed_in(app: Any, key: str) -> AsyncIterator[httpx.AsyncClient]:
     async with browser(app) as client:
-        r = await client.post("/dashboard/login", data={"api_key": key, "next": "/dashboard"})
+        r = await login(client, key)
         assert r.status_code == 303, r.text
         yield client
 
@@ -70,7 +79,7 @@ async def test_every_page_sends_strangers_to_sign_in_and_refuses_channel_and_erp
         r = await anonymous.post("/dashboard/operations/outbox/1/replay")
         assert r.status_code == 303
     for role in (Role.CHANNEL, Role.ERP):
-        cookie = cookie_for(settings, keys[role].split("_")[1])
+        cookie = await cookie_for(app.state.services.engine, settings, keys[role].split("_")[1])
         async with browser(app, cookies={session.COOKIE: cookie}) as client:
             for path in PAGES:
                 r = await client.get(path)
@@ -92,38 +101,47 @@ async def test_sign_in_sets_a_signed_httponly_samesite_cookie_and_sign_out_ends_
     async with browser(app) as client:
         form = await client.get("/dashboard/login")
         assert 'name="api_key"' in form.text
-        r = await client.post("/dashboard/login", data={"api_key": ops,
-                                                        "next": "/dashboard/backorders?sku=A"})
+        r = await login(client, ops, "/dashboard/backorders?sku=A")
         assert r.status_code == 303 and r.headers["location"] == "/dashboard/backorders?sku=A"
         cookie = r.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "path=/dashboard" in cookie
         assert ops.split("_", 2)[2].lower() not in cookie  # the key's secret never leaves
-        assert (await client.get("/dashboard")).status_code == 200
-        r = await client.post("/dashboard/logout")
+        page = await client.get("/dashboard")
+        assert page.status_code == 200
+        copied = client.cookies.get(session.COOKIE)
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        assert (await client.post("/dashboard/logout")).status_code == 403  # no form token
+        r = await client.post("/dashboard/logout", data={"csrf": token})
         assert r.status_code == 303
         assert (await client.get("/dashboard")).status_code == 303
+    # Signing out ended the session itself: a copy of the cookie no longer works.
+    async with browser(app, cookies={session.COOKIE: copied}) as stolen:
+        assert (await stolen.get("/dashboard")).status_code == 303
 
 
-async def test_sign_in_refuses_bad_keys_wrong_roles_and_foreign_redirects(app, db, settings):
+async def test_sign_in_refuses_bad_keys_wrong_roles_foreign_redirects_and_forged_forms(
+        app, db, settings):
     erp = await new_key(db, settings, Role.ERP)
     ops = await new_key(db, settings, Role.OPS)
     async with browser(app) as client:
-        r = await client.post("/dashboard/login", data={"api_key": "bo_nonsense"})
-        assert r.status_code == 401 and "not valid" in r.text and "set-cookie" not in r.headers
-        r = await client.post("/dashboard/login", data={"api_key": erp})
+        r = await login(client, "bo_nonsense")
+        assert r.status_code == 401 and "not valid" in r.text and session.COOKIE not in r.cookies
+        r = await login(client, erp)
         assert r.status_code == 403 and "ops or admin" in r.text
-        r = await client.post("/dashboard/login",
-                              data={"api_key": ops, "next": "https://evil.example/"})
+        r = await login(client, ops, "https://evil.example/")
         assert r.headers["location"] == "/dashboard"
-        r = await client.post("/dashboard/login", data={"api_key": ops, "next": "//evil.example"})
+        r = await login(client, ops, "//evil.example")
         assert r.headers["location"] == "/dashboard"
+    async with browser(app) as elsewhere:  # a form posted from another site has no token
+        r = await elsewhere.post("/dashboard/login", data={"api_key": ops})
+        assert r.status_code == 403 and session.COOKIE not in r.cookies
 
 
 async def test_a_forged_or_revoked_session_is_sent_to_sign_in(app, db, settings):
     admin = await new_key(db, settings, Role.ADMIN)
     ops = await new_key(db, settings, Role.OPS)
-    forged = cookie_for(settings.model_copy(update={"api_key_pepper": SecretStr("another pepper " * 3)}),
-                        ops.split("_")[1])
+    forged = await cookie_for(db, settings.model_copy(
+        update={"api_key_pepper": SecretStr("another pepper " * 3)}), ops.split("_")[1])
     async with browser(app, cookies={session.COOKIE: forged}) as client:
         assert (await client.get("/dashboard")).status_code == 303
     async with signed_in(app, ops) as client:
@@ -131,6 +149,12 @@ async def test_a_forged_or_revoked_session_is_sent_to_sign_in(app, db, settings)
         async with browser(app, headers={"Authorization": f"Bearer {admin}"}) as api:
             assert (await api.delete(f"/admin/keys/{ops.split('_')[1]}")).status_code == 200
         assert (await client.get("/dashboard")).status_code == 303
+
+
+async def test_an_expired_session_posting_a_form_is_sent_back_to_the_dashboard(app):
+    async with browser(app) as client:
+        r = await client.post("/dashboard/operations/outbox/1/replay")
+    assert r.status_code == 303 and r.headers["location"].endswith("next=%2Fdashboard")
 
 
 async def test_pages_answer_with_a_strict_content_security_policy(app, db, settings):
@@ -267,7 +291,37 @@ async def test_dead_intakes_are_listed_and_replayed_from_the_operations_page(app
         token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         r = await client.post("/dashboard/operations/intake/replay",
                               data={"reason": "unknown_sku", "csrf": token})
-        assert r.status_code == 303 and "1+accepted" in r.headers["location"]
+        assert r.status_code == 303 and "accepted=1" in r.headers["location"]
+        notice = (await client.get(r.headers["location"])).text
+        assert "1 unknown_sku intake(s) replayed: 1 accepted, 0 rejected, 0 still dead." in notice
         page = (await client.get("/dashboard/operations")).text
         assert f'data-intake="{intake_id}"' not in page
     assert await scalar(db, "SELECT state FROM intakes WHERE id = :i", i=intake_id) == "accepted"
+
+
+async def test_odd_query_text_is_named_on_the_page_never_a_500(app, db, settings):
+    ops = await new_key(db, settings, Role.OPS)
+    async with signed_in(app, ops) as client:
+        for path in ("/dashboard?to=9999-12-31", "/dashboard?from=0001-01-01&to=0001-01-02",
+                     "/dashboard/notifications?to=9999-12-31", "/dashboard/backorders?page=%C2%B2",
+                     "/dashboard/backorders?min_age_days=%C2%B2",
+                     "/dashboard/backorders?customer_id=%00x", "/dashboard/products?page=%C2%B2",
+                     "/dashboard/operations?page=%C2%B2&replayed_reason=%3Cb%3E"):
+            r = await client.get(path)
+            assert r.status_code == 200, (path, r.status_code)
+            assert "Some filters were ignored" in r.text, path
+        assert (await client.get("/dashboard/backorders.csv?page=%C2%B2")).status_code == 422
+
+
+async def test_exported_cells_a_spreadsheet_would_run_are_neutralised(app, db, settings):
+    admin = await new_key(db, settings, Role.ADMIN)
+    async with browser(app, headers={"Authorization": f"Bearer {admin}"}) as api:
+        await make_product(api, "CSV-1")
+        body = order_body('=HYPERLINK("http://x","y")', [("CSV-1", 1)], customer="+cmd|calc")
+        assert (await api.post("/orders", json=body)).status_code == 201
+    ops = await new_key(db, settings, Role.OPS)
+    async with signed_in(app, ops) as client:
+        export = (await client.get("/dashboard/backorders.csv")).text
+    [row] = list(csv.DictReader(io.StringIO(export)))
+    assert row["order_number"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert row["customer_id"] == "'+cmd|calc"

@@ -159,18 +159,31 @@ def _safe_next(target: str | None) -> str:
     return "/dashboard"
 
 
-@router.get("/login")
-async def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    response = templates.TemplateResponse(request, "login.html", context={
-        "next": _safe_next(next), "error": None})
+def _login_page(request: Request, settings: Any, next_: str, error: str | None,
+                status: int = 200) -> Response:
+    token, fresh = session.form_token(settings, request.scope)
+    response = templates.TemplateResponse(request, "login.html", status_code=status, context={
+        "next": _safe_next(next_), "error": error, "form_token": token})
+    if fresh:
+        session.set_form_token(settings, response, token)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+@router.get("/login")
+async def login_form(request: Request, services: ServicesDep,
+                     next: str | None = None) -> Response:
+    return _login_page(request, services.settings, next or "/dashboard", None)
 
 
 @router.post("/login")
 async def login(request: Request, services: ServicesDep,
                 api_key: Annotated[str, Form(max_length=200)] = "",
-                next: Annotated[str, Form(max_length=2000)] = "/dashboard") -> Response:
+                next: Annotated[str, Form(max_length=2000)] = "/dashboard",
+                form_token: Annotated[str, Form(max_length=100)] = "") -> Response:
+    if not session.form_token_valid(services.settings, request.scope, form_token):
+        return _login_page(request, services.settings, next,
+                           "The sign-in form expired: try again.", 403)
     caller = await keys.authenticate(services.engine, services.settings, api_key.strip()) \
         if api_key.strip() else None
     error, status = None, 200
@@ -180,21 +193,24 @@ async def login(request: Request, services: ServicesDep,
         error, status = (f"A {caller.role.value} key cannot open the dashboard: "
                          "sign in with an ops or admin key."), 403
     if error is not None:
-        response: Response = templates.TemplateResponse(
-            request, "login.html", status_code=status,
-            context={"next": _safe_next(next), "error": error})
-        response.headers.update(SECURITY_HEADERS)
-        return response
+        return _login_page(request, services.settings, next, error, status)
     assert caller is not None and caller.key_id is not None
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    session.start(services.settings, response, caller.key_id)
+    response: Response = RedirectResponse(_safe_next(next), status_code=303)
+    await session.start(services.engine, services.settings, response, caller.key_id)
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request, services: ServicesDep,
+                 csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Ends the session server-side (a copied cookie stops working too), when the form
+    came from one of its pages; another site cannot sign anyone out."""
+    found = await session.find(services.engine, services.settings, request.scope)
+    if found is not None and not session.csrf_valid(found, csrf):
+        return HTMLResponse("The sign-out form was stale: reload the page and try again.",
+                            status_code=403, headers=SECURITY_HEADERS)
     response = RedirectResponse("/dashboard/login", status_code=303)
-    session.end(response)
+    await session.end(services.engine, response, found)
     return response
 
 
@@ -390,9 +406,10 @@ async def notifications_page(request: Request, services: ServicesDep) -> HTMLRes
     problems = Problems(request)
     period, first, last = _period(problems)
     health = await board.notification_health(services.engine, period.start, period.end)
-    figures = (await kpis.kpis(services.engine, period, Scope(), datetime.now(UTC)))["kpis"]
+    delivery, opt_out = await kpis.some(services.engine, period, Scope(), datetime.now(UTC),
+                                        ["notification_delivery_rate", "opt_out_rate"])
     return render(request, "notifications.html", "notifications", health=health,
-                  delivery=figures["notification_delivery_rate"], opt_out=figures["opt_out_rate"],
+                  delivery=delivery, opt_out=opt_out,
                   kpis=KPIS, first=first, last=last, problems=problems.errors)
 
 
@@ -410,7 +427,7 @@ async def operations_page(request: Request, services: ServicesDep) -> HTMLRespon
     return render(request, "operations.html", "operations", dead=dead, total=total, page=page,
                   intakes=parked.items, intakes_total=parked.total,
                   reasons=sorted({i.reason for i in parked.items if i.reason}),
-                  intake_done=request.query_params.get("intake"),
+                  intake_done=_intake_notice(p),
                   pages=max(1, -(-total // PER_PAGE)), backlog=backlog,
                   oldest_pending=pending[0]["created_at"] if pending else None,
                   replayed=p.whole("replayed", low=1, high=2**62), problems=p.errors)
@@ -436,6 +453,19 @@ async def replay(request: Request, services: ServicesDep,
     return RedirectResponse(f"/dashboard/operations?replayed={message_id}", status_code=303)
 
 
+def _intake_notice(p: Problems) -> str | None:
+    """What the last replay did, rebuilt from checked values (never text from the URL)."""
+    one = p.whole("replayed_intake", low=1, high=2**62)
+    if one is not None:
+        return f"Intake {one}: {p.choice('state', ['accepted', 'rejected', 'dead']) or 'replayed'}."
+    reason = p.text("replayed_reason", pattern=r"^[a-z_]{1,64}$")
+    if reason is None:
+        return None
+    counts = {k: p.whole(k, high=10**9) or 0 for k in ("accepted", "rejected", "dead")}
+    return (f"{sum(counts.values())} {reason} intake(s) replayed: {counts['accepted']} "
+            f"accepted, {counts['rejected']} rejected, {counts['dead']} still dead.")
+
+
 def _form_refused(request: Request) -> HTMLResponse:
     return render(request, "message.html", "operations", status_code=403,
                   title="Form expired", text="The form was stale or came from another "
@@ -459,7 +489,7 @@ async def replay_intake(request: Request, services: ServicesDep,
         return render(request, "message.html", "operations", status_code=exc.status_code,
                       title="Not replayed", text=exc.message)
     return RedirectResponse("/dashboard/operations?" + urlencode(
-        {"intake": f"intake {intake_id}: {state}"}), status_code=303)
+        {"replayed_intake": intake_id, "state": state}), status_code=303)
 
 
 @router.post("/operations/intake/replay")
@@ -473,6 +503,6 @@ async def replay_intakes(request: Request, services: ServicesDep,
                                            channel=None, limit=500, path=request.url.path,
                                            caller=get_caller(request), hand_off=services.hand_off)
     await intake.record_bulk(services.engine, services.settings, audit, counts)
-    return RedirectResponse("/dashboard/operations?" + urlencode({"intake": (
-        f"{counts['replayed']} {reason} intake(s): {counts['accepted']} accepted, "
-        f"{counts['rejected']} rejected, {counts['dead']} still dead")}), status_code=303)
+    return RedirectResponse("/dashboard/operations?" + urlencode({
+        "replayed_reason": reason, **{k: counts[k] for k in ("accepted", "rejected", "dead")}}),
+        status_code=303)

@@ -252,8 +252,9 @@ async def supplier_deliveries(engine: AsyncEngine) -> dict[str, list[dict[str, A
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.text("""
             SELECT po.supplier_id, r.sku, r.receipt_id, pl.promised_at AS promised,
-                   CAST(r.received_at AS date) AS received,
-                   CAST(r.received_at AS date) - pl.promised_at AS delay_days, r.quantity
+                   CAST(r.received_at AT TIME ZONE 'UTC' AS date) AS received,
+                   CAST(r.received_at AT TIME ZONE 'UTC' AS date) - pl.promised_at AS delay_days,
+                   r.quantity
             FROM receipts r
             JOIN purchase_order_lines pl ON pl.po_number = r.purchase_order AND pl.sku = r.sku
             JOIN purchase_orders po ON po.po_number = pl.po_number

@@ -97,18 +97,6 @@ async def authenticate(engine: AsyncEngine, settings: Settings, presented: str) 
     return Caller(name=row.name, role=Role(row.role), key_id=row.id, channel=row.channel)
 
 
-async def caller_by_id(engine: AsyncEngine, key_id: str) -> Caller | None:
-    """The caller behind a dashboard session (which holds the key's id, proven at sign-in
-    and signed by the server), read afresh so a revoked key's session ends at once."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(
-            sa.select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.channel)
-            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))).first()
-    if row is None:
-        return None
-    return Caller(name=row.name, role=Role(row.role), key_id=row.id, channel=row.channel)
-
-
 def _stale(last_used_at: datetime | None) -> bool:
     return last_used_at is None or datetime.now(UTC) - last_used_at > LAST_USED_RESOLUTION
 

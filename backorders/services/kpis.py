@@ -315,19 +315,31 @@ async def ageing(conn: AsyncConnection, scope: Scope, now: datetime) -> dict[str
             "units": sum(b["units"] for b in buckets)}
 
 
+async def _figure_of(conn: AsyncConnection, key: str, period: Period, scope: Scope,
+                    now: datetime) -> dict[str, Any]:
+    if key == "opt_out_rate":
+        figure = await _opt_out_rate(conn, period, scope)
+    elif key == "sla_breaches":
+        figure = await _sla_breaches(conn, scope, now)
+    else:
+        figure = await _one(conn, key, period, scope)
+    return _judge(KPIS[key], figure)
+
+
+async def some(engine: AsyncEngine, period: Period, scope: Scope, now: datetime,
+               keys: list[str]) -> list[dict[str, Any]]:
+    """Just these KPIs, for a page that shows a few."""
+    async with engine.connect() as conn:
+        return [await _figure_of(conn, key, period, scope, now) for key in keys]
+
+
 async def kpis(engine: AsyncEngine, period: Period, scope: Scope,
                now: datetime) -> dict[str, Any]:
     """Every KPI for the period and scope, each with its target and definition."""
     async with engine.connect() as conn:
         figures: dict[str, Any] = {}
-        for key, kpi in KPIS.items():
-            if key == "opt_out_rate":
-                figure = await _opt_out_rate(conn, period, scope)
-            elif key == "sla_breaches":
-                figure = await _sla_breaches(conn, scope, now)
-            else:
-                figure = await _one(conn, key, period, scope)
-            figures[key] = _judge(kpi, figure)
+        for key in KPIS:
+            figures[key] = await _figure_of(conn, key, period, scope, now)
         figures["ageing"] = await ageing(conn, scope, now)
     return {"from": period.start, "to": period.end,
             "scope": {"sku": scope.sku, "channel": scope.channel,

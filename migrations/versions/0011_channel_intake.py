@@ -1,4 +1,5 @@
-"""channel intake: the channel registry, every received payload, products' list price
+"""channel intake: the channel registry, every received payload, products' list price;
+dashboard sessions kept server-side; indexes for the KPIs' period filters
 
 Revision ID: 0011
 Revises: 0010
@@ -78,7 +79,29 @@ def upgrade() -> None:
                     postgresql_where=sa.text("state = 'dead' AND transient"))
 
 
+    op.create_table(
+        "dashboard_sessions",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("key_id", sa.Text(), nullable=False),
+        sa.Column("csrf", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True)),
+        sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"],
+                                name="fk_dashboard_sessions_key_id_api_keys"),
+        sa.PrimaryKeyConstraint("id", name="pk_dashboard_sessions"),
+    )
+    op.create_index("ix_dashboard_sessions_key_id", "dashboard_sessions", ["key_id"])
+    # The KPIs' period filters on insert-only or never-updated columns.
+    op.create_index("ix_line_events_kind_at", "line_events", ["kind", "at"])
+    op.create_index("ix_order_lines_created_at", "order_lines", ["created_at"])
+
+
 def downgrade() -> None:
+    op.drop_table("dashboard_sessions")
+    op.drop_index("ix_order_lines_created_at", "order_lines")
+    op.drop_index("ix_line_events_kind_at", "line_events")
     op.drop_table("intakes")
     op.drop_table("channels")
     op.drop_column("products", "list_price")
