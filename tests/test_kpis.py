@@ -364,9 +364,9 @@ async def test_time_to_alert_leaves_out_messages_the_customers_quiet_hours_held(
 
 
 async def test_bounds_out_of_range_are_refused_naming_the_field(api):
-    for params, field in (({"to": "9999-12-31"}, "to"), ({"to": "0001-01-10"}, "to"),
+    for params, named in (({"to": "9999-12-31"}, "to"), ({"to": "0001-01-10"}, "to"),
                           ({"from": "0001-01-01"}, "from")):
         r = await api.get("/kpis", params=params)
-        assert (r.status_code, r.json()["field"]) == (422, field), params
+        assert (r.status_code, r.json()["field"]) == (422, named), params
     r = await api.get("/kpis/series", params={"metric": "fill_rate", "to": "9999-12-31"})
     assert r.status_code == 422
