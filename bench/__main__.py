@@ -12,6 +12,9 @@ work cannot slow later figures down:
 3. allocation a receipt against 10,000 waiting lines: transaction time, hand-off time, and
               worker and server memory with none and 10,000 waiting
 4. intake     orders per second through the HTTP API at fixed concurrency, with latency
+   intake-spike  signed Shopify webhooks offered open-loop at a sustained rate, then a
+              burst at several times it: accepted/s, p50/p95/p99, and the drain until
+              every order's workflows started, beside Temporal's bare start rate
 5. dashboard  the dashboard's pages and /kpis with 10,000 lines waiting over a history of
               20,000 shipped backorders: latency per page (goal < 500 ms)
 6. scale      (`make bench-scale`, not in the 10-minute default) memory and allocation time
@@ -60,15 +63,18 @@ from bench.ceiling import LINE_LIKE_SEARCH_ATTRIBUTES, BareLine
 from bench.dashboard import NAMESPACE as DASHBOARD_NAMESPACE
 from bench.dashboard import bench_dashboard
 from bench.infra import CpuMeter, Infra, rss
+from bench.intake_spike import CEILING_NAMESPACE as SPIKE_CEILING_NAMESPACE
+from bench.intake_spike import NAMESPACE as SPIKE_NAMESPACE
+from bench.intake_spike import bench_intake_spike
 from handoff.deliver import OutboxDeliverer
 from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "dashboard", "scale"]
+SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "intake-spike", "dashboard", "scale"]
 DIAGNOSTICS = ["visible", "activities"]
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle-1",
               "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale",
-              DASHBOARD_NAMESPACE]
+              DASHBOARD_NAMESPACE, SPIKE_NAMESPACE, SPIKE_CEILING_NAMESPACE]
 
 
 async def bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
@@ -553,6 +559,17 @@ def table(results: dict[str, Any]) -> str:
                      f"errors {it['errors'] or 'none'}"))
         rows.append(("intake latency p50 / p95 / p99",
                      f"{it['p50_ms']:.0f} / {it['p95_ms']:.0f} / {it['p99_ms']:.0f} ms", ""))
+    sp = results.get("intake_spike")
+    if sp:
+        for name in ("sustained", "burst"):
+            f = sp[name]
+            rows.append((f"intake-spike {name}: accepted/s of offered",
+                         f"{f['accepted_per_second']:.0f} / {f['offered_per_second']:.0f}",
+                         f"p50/p95/p99 {f['p50_ms']:.0f}/{f['p95_ms']:.0f}/{f['p99_ms']:.0f} ms, "
+                         f"drain {f['drain_seconds']:.1f} s, statuses {f['statuses']}, "
+                         f"shed by client {f['shed_by_client']}"))
+        rows.append(("intake-spike: Temporal bare starts/s (drain ceiling)",
+                     f"{sp['temporal_bare_starts_per_second']:.0f}", "same run"))
     db = results.get("dashboard")
     if db:
         for name, f in db["pages"].items():
@@ -618,6 +635,10 @@ async def main(args: argparse.Namespace) -> None:
         if on("intake"):
             results["intake"] = await bench_intake(infra, engine, args.intake_seconds,
                                                    args.concurrency)
+        if on("intake-spike"):
+            results["intake_spike"] = await bench_intake_spike(
+                infra, engine, sustained_rate=args.sustained_rate, sustained_seconds=20,
+                burst_rate=args.burst_rate, burst_seconds=args.burst_seconds)
         if on("dashboard"):
             results["dashboard"] = await bench_dashboard(infra, engine, args.dashboard_lines)
         if on("scale") and args.scale:
@@ -642,6 +663,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--intake-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--dashboard-lines", type=int, default=10_000)
+    parser.add_argument("--sustained-rate", type=float, default=100.0,
+                        help="intake-spike: orders/s offered for 20 s")
+    parser.add_argument("--burst-rate", type=float, default=400.0,
+                        help="intake-spike: orders/s offered in the burst")
+    parser.add_argument("--burst-seconds", type=float, default=60.0)
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")],
                         default=[],
                         help="waiting-line counts to measure memory and allocation time at "

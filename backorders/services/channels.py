@@ -8,6 +8,7 @@ returned."""
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,7 @@ async def put_channel(engine: AsyncEngine, settings: Settings, name: str, body: 
         return bool(created)
 
     created = await unit_of_work.run(engine, settings, work, audit=audit)
+    _cache.pop((id(engine), name), None)
     return await get_channel(engine, name), created
 
 
@@ -143,8 +145,26 @@ async def get_channel(engine: AsyncEngine, name: str) -> ChannelOut:
     return _out(row)
 
 
+CACHE_SECONDS = 2.0
+"""How long an API process keeps a channel's config: a change made through another
+process (or the database) takes effect within this, one made here at once."""
+_cache: dict[tuple[int, str], tuple[float, ChannelConfig | None]] = {}
+
+
 async def load(engine: AsyncEngine, settings: Settings, name: str) -> ChannelConfig | None:
-    """The channel as intake needs it, or None when there is no such channel."""
+    """The channel as intake needs it, or None when there is no such channel; read at
+    most every CACHE_SECONDS per process (a burst needs neither the query nor the
+    secret's decryption on every order)."""
+    key = (id(engine), name)
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    config = await _load(engine, settings, name)
+    _cache[key] = (time.monotonic(), config)
+    return config
+
+
+async def _load(engine: AsyncEngine, settings: Settings, name: str) -> ChannelConfig | None:
     async with autocommit(engine).connect() as conn:
         row = (await conn.execute(sa.text("SELECT * FROM channels WHERE name = :n"),
                                   {"n": name})).one_or_none()

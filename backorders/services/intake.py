@@ -206,6 +206,14 @@ async def acknowledgement_855(engine: AsyncEngine, channel: str, intake_id: int)
 
 
 async def _redelivered(engine: AsyncEngine, channel: str, delivery_id: str) -> Outcome | None:
+    """The earlier delivery's outcome, with this one counted on it; None for a first
+    delivery (looked up without writing, so a first delivery costs no extra commit)."""
+    async with engine.connect() as conn:
+        seen = (await conn.execute(sa.text(
+            "SELECT 1 FROM intakes WHERE channel = :c AND delivery_id = :d"),
+            {"c": channel, "d": delivery_id})).first()
+    if seen is None:
+        return None
     async with engine.begin() as conn:
         row = (await conn.execute(sa.text(
             """
@@ -279,9 +287,11 @@ async def _process(engine: AsyncEngine, settings: Settings, received: Received, 
     order: OrderIn | None = None
     try:
         order = _convert(received)
-        rules.check(order, rules.effective(channel.rules, channel.accounts, order.customer.id,
-                                           order.customer.tier.value),
-                    await _list_prices(engine, order))
+        applied = rules.effective(channel.rules, channel.accounts, order.customer.id,
+                                  order.customer.tier.value)
+        rules.check(order, applied,
+                    await _list_prices(engine, order) if applied.price_tolerance is not None
+                    else {})
     except Invalid as exc:
         return await _refused(engine, settings, received, exc, order, intake_id, attempts, audit)
 
@@ -582,9 +592,11 @@ async def place_native(engine: AsyncEngine, settings: Settings, order: OrderIn, 
     received = Received(channel, raw, content_type, None, "key")
     facts = _facts(order)
     try:
-        rules.check(order, rules.effective(channel.rules, channel.accounts, order.customer.id,
-                                           order.customer.tier.value),
-                    await _list_prices(engine, order) if channel.rules.price_tolerance else {})
+        applied = rules.effective(channel.rules, channel.accounts, order.customer.id,
+                                  order.customer.tier.value)
+        rules.check(order, applied,
+                    await _list_prices(engine, order) if applied.price_tolerance is not None
+                    else {})
 
         async def record(conn: AsyncConnection, order_id: uuid.UUID, created: bool) -> None:
             await _write(conn, received, "accepted", intake_id=None, order_id=order_id,

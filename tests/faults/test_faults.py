@@ -157,6 +157,21 @@ async def everything_shipped_once(stack: Stack) -> None:
     await asyncio.gather(*(closed(w) for w in workflow_ids))
 
 
+async def every_payload_accounted_for(stack: Stack) -> None:
+    """Every order taken in has its one accepted intake, written with it, and nothing
+    else was received: a payload refused while the database was down (503) left nothing
+    behind, for the sender to send again."""
+    orders = await scalar(stack.engine, "SELECT count(*) FROM orders")
+    accepted = await scalar(stack.engine, """
+        SELECT count(DISTINCT order_id) FROM intakes
+        WHERE state = 'accepted' AND reason IS NULL""")
+    unmatched = await scalar(stack.engine, """
+        SELECT count(*) FROM orders o WHERE NOT EXISTS (
+            SELECT 1 FROM intakes i WHERE i.order_id = o.id AND i.state = 'accepted')""")
+    assert (orders, accepted, unmatched) == (ORDERS, ORDERS, 0)
+    assert await scalar(stack.engine, "SELECT count(*) FROM intakes WHERE state <> 'accepted'") == 0
+
+
 async def stuck_on(handle: WorkflowHandle[Any, Any]) -> str:
     """What an open workflow waits on, so a failure here says why, not only that."""
     description = await handle.describe()
@@ -200,6 +215,7 @@ async def test_restarting_temporal_mid_flight_loses_nothing(stack):
     temporal.start()
 
     await everything_shipped_once(stack)
+    await every_payload_accounted_for(stack)
     assert stack.worker.poll() is None, "the worker should ride out a Temporal restart"
 
 
@@ -221,4 +237,5 @@ async def test_restarting_postgres_mid_flight_answers_503_then_resumes(stack):
 
     await finish_workload(stack.api)
     await everything_shipped_once(stack)
+    await every_payload_accounted_for(stack)
     assert stack.worker.poll() is None, "the worker should ride out a database restart"
