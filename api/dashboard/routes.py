@@ -20,7 +20,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from api.access import get_audit, get_caller
+from api.access import get_audit
 from api.dashboard import format as fmt
 from api.dashboard import session
 from api.deps import ServicesDep
@@ -437,12 +437,8 @@ async def operations_page(request: Request, services: ServicesDep) -> HTMLRespon
 async def replay(request: Request, services: ServicesDep,
                  message_id: Annotated[int, PathParam(ge=1, le=2**62)],
                  csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
-    found = request.scope.get("state", {}).get("session")
-    if not session.csrf_valid(found, csrf):
-        return render(request, "message.html", "operations", status_code=403,
-                      title="Form expired", text="The form was stale or came from another "
-                      "page: reload the Operations page and try again.")
-    get_caller(request)
+    if not session.csrf_valid(request.scope.get("state", {}).get("session"), csrf):
+        return _form_refused(request)
     try:
         await outbox_ops.replay(services.engine, message_id, services.settings,
                                 audit=get_audit(request))
@@ -498,11 +494,9 @@ async def replay_intakes(request: Request, services: ServicesDep,
                          csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
     if not session.csrf_valid(request.scope.get("state", {}).get("session"), csrf):
         return _form_refused(request)
-    audit = get_audit(request)
     counts = await intake.replay_by_reason(services.engine, services.settings, reason,
-                                           channel=None, limit=500, path=request.url.path,
-                                           caller=get_caller(request), hand_off=services.hand_off)
-    await intake.record_bulk(services.engine, services.settings, audit, counts)
+                                           channel=None, limit=500, audit=get_audit(request),
+                                           hand_off=services.hand_off)
     return RedirectResponse("/dashboard/operations?" + urlencode({
         "replayed_reason": reason, **{k: counts[k] for k in ("accepted", "rejected", "dead")}}),
         status_code=303)

@@ -146,12 +146,10 @@ class BulkReplayIn(BaseModel):
 
 
 @router.post("/ops/intake/replay")
-async def replay_intakes(body: BulkReplayIn, request: Request, services: ServicesDep,
-                         caller: CallerDep, audit: AuditDep) -> dict[str, Any]:
+async def replay_intakes(body: BulkReplayIn, services: ServicesDep,
+                         audit: AuditDep) -> dict[str, Any]:
     """Replay the dead intakes parked for one reason (after the missing product was
     created), highest impact first: how many were accepted, rejected, still dead."""
-    counts = await intake.replay_by_reason(
+    return await intake.replay_by_reason(
         services.engine, services.settings, body.reason, channel=body.channel,
-        limit=body.limit, path=request.url.path, caller=caller, hand_off=services.hand_off)
-    await intake.record_bulk(services.engine, services.settings, audit, counts)
-    return counts
+        limit=body.limit, audit=audit, hand_off=services.hand_off)

@@ -55,7 +55,10 @@ def read(data: Mapping[str, Any], fields: Mapping[str, Field], ctx: Context,
     out: dict[str, Any] = {}
     for ours, spec in fields.items():
         if callable(spec):
-            value = spec(data, ctx)
+            try:
+                value = spec(data, ctx)
+            except MappingError as exc:  # named relative to `data`, like a path's
+                raise MappingError(prefix + exc.field, exc.message) from None
         else:
             path, convert = spec
             found, raw = lookup(data, path)
@@ -71,6 +74,12 @@ def read(data: Mapping[str, Any], fields: Mapping[str, Field], ctx: Context,
             target = target.setdefault(parent, {})
         target[leaf] = value
     return out
+
+
+def lines(data: Mapping[str, Any], path: str, fields: Mapping[str, Field],
+          ctx: Context) -> list[dict[str, Any]]:
+    """Our order lines from the payload's list at `path`, each read by `fields`."""
+    return [read(item, fields, ctx, prefix) for prefix, item in items(data, path)]
 
 
 def items(data: Mapping[str, Any], path: str) -> list[tuple[str, Mapping[str, Any]]]:

@@ -13,8 +13,8 @@ from backorders.intake.mapping import (
     Context,
     MappingError,
     email,
-    items,
     json_object,
+    lines,
     lookup,
     money,
     optional,
@@ -57,12 +57,5 @@ LINE = {
 
 def to_order(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     order = read(payload, ORDER, ctx)
-    lines = []
-    for prefix, item in items(payload, "OrderItems"):
-        try:
-            lines.append(read(item, LINE, ctx, prefix))
-        except MappingError as exc:
-            raise MappingError(exc.field if exc.field.startswith(prefix) else prefix + exc.field,
-                               exc.message) from None
-    order["lines"] = lines
+    order["lines"] = lines(payload, "OrderItems", LINE, ctx)
     return order

@@ -9,8 +9,8 @@ from typing import Any
 from backorders.intake.mapping import (
     Context,
     email,
-    items,
     json_object,
+    lines,
     money,
     optional,
     phone,
@@ -54,6 +54,5 @@ LINE = {
 
 def to_order(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     order = read(payload, ORDER, ctx)
-    order["lines"] = [read(item, LINE, ctx, prefix) for prefix, item in
-                      items(payload, "line_items")]
+    order["lines"] = lines(payload, "line_items", LINE, ctx)
     return order

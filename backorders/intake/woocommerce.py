@@ -9,9 +9,10 @@ from typing import Any
 
 from backorders.intake.mapping import (
     Context,
+    MappingError,
     email,
-    items,
     json_object,
+    lines,
     money,
     optional,
     phone,
@@ -58,9 +59,6 @@ def is_ping(body: bytes) -> bool:
 def to_order(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     order = read(payload, ORDER, ctx)
     if "customer" not in order or "id" not in order["customer"]:
-        from backorders.intake.mapping import MappingError
-
         raise MappingError("customer_id", "a registered customer id or a billing email is required")
-    order["lines"] = [read(item, LINE, ctx, prefix) for prefix, item in
-                      items(payload, "line_items")]
+    order["lines"] = lines(payload, "line_items", LINE, ctx)
     return order

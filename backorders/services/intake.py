@@ -272,6 +272,15 @@ async def _list_prices(engine: AsyncEngine, order: OrderIn) -> dict[str, Decimal
     return {r.sku: r.list_price for r in rows}
 
 
+async def _check_rules(engine: AsyncEngine, channel: ChannelConfig, order: OrderIn) -> None:
+    """The channel's rules with the account's overrides; list prices are read only when
+    a price tolerance applies."""
+    applied = rules.effective(channel.rules, channel.accounts, order.customer.id,
+                              order.customer.tier.value)
+    rules.check(order, applied, await _list_prices(engine, order)
+                if applied.price_tolerance is not None else {})
+
+
 def _facts(order: OrderIn | None) -> dict[str, Any]:
     if order is None:
         return {"order_number": None, "order_value": None, "customer_tier": None}
@@ -287,11 +296,7 @@ async def _process(engine: AsyncEngine, settings: Settings, received: Received, 
     order: OrderIn | None = None
     try:
         order = _convert(received)
-        applied = rules.effective(channel.rules, channel.accounts, order.customer.id,
-                                  order.customer.tier.value)
-        rules.check(order, applied,
-                    await _list_prices(engine, order) if applied.price_tolerance is not None
-                    else {})
+        await _check_rules(engine, channel, order)
     except Invalid as exc:
         return await _refused(engine, settings, received, exc, order, intake_id, attempts, audit)
 
@@ -494,20 +499,28 @@ async def replay(engine: AsyncEngine, settings: Settings, intake_id: int, *, pat
 
 
 async def replay_by_reason(engine: AsyncEngine, settings: Settings, reason: str, *,
-                           channel: str | None, limit: int, path: str, caller: Caller,
+                           channel: str | None, limit: int, audit: Audit,
                            hand_off: HandOff | None = None) -> dict[str, Any]:
     """Replay the dead intakes parked for `reason` (after the missing product was
-    created, say), highest impact first; each is audited on its own."""
+    created, say), highest impact first. Each is audited on its own, and `audit` (the
+    bulk request's) records the counts."""
     page = await list_intakes(engine, state="dead", channel=channel, reason=reason, limit=limit)
     counts = {"accepted": 0, "rejected": 0, "dead": 0}
     for item in page.items:
-        audit = Audit(caller, "POST", path, resource=str(item.id))
+        each = Audit(audit.caller, audit.method, audit.path, resource=str(item.id))
         try:
-            outcome = await replay(engine, settings, item.id, path=path, hand_off=hand_off,
-                                   audit=audit)
+            outcome = await replay(engine, settings, item.id, path=audit.path,
+                                   hand_off=hand_off, audit=each)
         except Rejected as exc:
             outcome = exc.outcome
         counts[outcome.state] += 1
+    audit.about(reason, f"replayed {len(page.items)}: {counts['accepted']} accepted, "
+                f"{counts['rejected']} rejected, {counts['dead']} dead")
+
+    async def nothing(uow: UnitOfWork) -> None:
+        return None
+
+    await unit_of_work.run(engine, settings, nothing, audit=audit)
     return {"reason": reason, "replayed": len(page.items), **counts}
 
 
@@ -560,18 +573,6 @@ async def retry_forever(engine: AsyncEngine, settings: Settings, stop: Any) -> N
             pass
 
 
-async def record_bulk(engine: AsyncEngine, settings: Settings, audit: Audit,
-                      counts: dict[str, Any]) -> None:
-    """The audit row of a bulk replay request itself (each intake has its own)."""
-    audit.about(counts["reason"], f"replayed {counts['replayed']}: {counts['accepted']} "
-                f"accepted, {counts['rejected']} rejected, {counts['dead']} dead")
-
-    async def nothing(uow: UnitOfWork) -> None:
-        return None
-
-    await unit_of_work.run(engine, settings, nothing, audit=audit)
-
-
 # --- native orders (POST /orders) -------------------------------------------------------------
 
 
@@ -592,11 +593,7 @@ async def place_native(engine: AsyncEngine, settings: Settings, order: OrderIn, 
     received = Received(channel, raw, content_type, None, "key")
     facts = _facts(order)
     try:
-        applied = rules.effective(channel.rules, channel.accounts, order.customer.id,
-                                  order.customer.tier.value)
-        rules.check(order, applied,
-                    await _list_prices(engine, order) if applied.price_tolerance is not None
-                    else {})
+        await _check_rules(engine, channel, order)
 
         async def record(conn: AsyncConnection, order_id: uuid.UUID, created: bool) -> None:
             await _write(conn, received, "accepted", intake_id=None, order_id=order_id,

@@ -211,8 +211,13 @@ def _judge(kpi: Kpi, figure: dict[str, Any]) -> dict[str, Any]:
             "title": kpi.title, "unit": kpi.unit.value, "judged_on": kpi.judged_on}
 
 
+def _shape(key: str) -> Shape:
+    """A KPI's shape; the charted flows (`COUNTS`) are counts."""
+    return KPIS[key].shape if key in KPIS else Shape.COUNT
+
+
 def _aggregate(key: str) -> str:
-    shape = KPIS[key].shape if key in KPIS else Shape.COUNT
+    shape = _shape(key)
     if shape is Shape.RATIO:
         return "sum(f.num) AS numerator, sum(f.den) AS denominator"
     if shape is Shape.DISTRIBUTION:
@@ -224,7 +229,7 @@ def _aggregate(key: str) -> str:
 
 
 def _figure(key: str, row: Any) -> dict[str, Any]:
-    shape = KPIS[key].shape if key in KPIS else Shape.COUNT
+    shape = _shape(key)
     if shape is Shape.RATIO:
         num, den = int(row.numerator or 0), int(row.denominator or 0)
         return {"value": _round(num / den) if den else None, "numerator": num, "denominator": den}
@@ -393,7 +398,7 @@ async def series(engine: AsyncEngine, metric: str, bucket: Bucket, period: Perio
 
 
 def _empty(metric: str) -> dict[str, Any]:
-    shape = KPIS[metric].shape if metric in KPIS else Shape.COUNT
+    shape = _shape(metric)
     if shape is Shape.RATIO:
         return {"value": None, "numerator": 0, "denominator": 0}
     if shape is Shape.DISTRIBUTION:
