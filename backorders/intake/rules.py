@@ -5,10 +5,19 @@ channel's line cap, say). Pure: the caller brings the products' list prices."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from backorders.schemas import AccountRules, ChannelRules, OrderIn
-from backorders.services.errors import Invalid
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A rule an order breaks: its code, what to tell the sender, and the field."""
+
+    rule: str
+    message: str
+    field: str
 
 
 def effective(rules: ChannelRules, accounts: Mapping[str, AccountRules], customer_id: str,
@@ -29,22 +38,24 @@ def map_skus(order: dict, rules: ChannelRules) -> dict:
     return order
 
 
-def check(order: OrderIn, rules: ChannelRules, list_prices: Mapping[str, Decimal | None]) -> None:
-    """Raise `Invalid` naming the rule (its code) and the field the order breaks it with."""
+def check(order: OrderIn, rules: ChannelRules,
+          list_prices: Mapping[str, Decimal | None]) -> Broken | None:
+    """The first rule the order breaks, naming the field it breaks it with; None when
+    it keeps them all."""
     customer = order.customer
     if rules.require_email and not customer.email:
-        raise Invalid("rule_require_email", "this channel requires the customer's email",
-                      field="customer.email")
+        return Broken("rule_require_email", "this channel requires the customer's email",
+                      "customer.email")
     if rules.require_phone and not customer.phone:
-        raise Invalid("rule_require_phone", "this channel requires the customer's phone",
-                      field="customer.phone")
+        return Broken("rule_require_phone", "this channel requires the customer's phone",
+                      "customer.phone")
     if rules.require_contact and not (customer.email or customer.phone):
-        raise Invalid("rule_require_contact",
-                      "this channel requires the customer's email or phone", field="customer")
+        return Broken("rule_require_contact",
+                      "this channel requires the customer's email or phone", "customer")
     if rules.max_lines is not None and len(order.lines) > rules.max_lines:
-        raise Invalid("rule_max_lines", f"this channel takes at most {rules.max_lines} lines "
+        return Broken("rule_max_lines", f"this channel takes at most {rules.max_lines} lines "
                       f"per order for this account; this one has {len(order.lines)}",
-                      field="lines")
+                      "lines")
     if rules.price_tolerance is not None:
         for i, line in enumerate(order.lines):
             listed = list_prices.get(line.sku)
@@ -52,8 +63,9 @@ def check(order: OrderIn, rules: ChannelRules, list_prices: Mapping[str, Decimal
                 continue
             off = abs(line.unit_price - listed) / listed
             if off > rules.price_tolerance:
-                raise Invalid(
+                return Broken(
                     "rule_price_tolerance",
                     f"{line.sku} at {line.unit_price} is {off:.1%} from its list price "
                     f"{listed}; this channel allows {rules.price_tolerance:.1%}",
-                    field=f"lines[{i}].unit_price")
+                    f"lines[{i}].unit_price")
+    return None

@@ -273,12 +273,14 @@ async def _list_prices(engine: AsyncEngine, order: OrderIn) -> dict[str, Decimal
 
 
 async def _check_rules(engine: AsyncEngine, channel: ChannelConfig, order: OrderIn) -> None:
-    """The channel's rules with the account's overrides; list prices are read only when
-    a price tolerance applies."""
+    """The channel's rules with the account's overrides (Invalid naming the broken
+    rule); list prices are read only when a price tolerance applies."""
     applied = rules.effective(channel.rules, channel.accounts, order.customer.id,
                               order.customer.tier.value)
-    rules.check(order, applied, await _list_prices(engine, order)
-                if applied.price_tolerance is not None else {})
+    broken = rules.check(order, applied, await _list_prices(engine, order)
+                         if applied.price_tolerance is not None else {})
+    if broken is not None:
+        raise Invalid(broken.rule, broken.message, field=broken.field)
 
 
 def _facts(order: OrderIn | None) -> dict[str, Any]:
