@@ -287,11 +287,20 @@ class Outbox(Base):
     dead_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # The relays take pending rows lowest first: the customer's tier rank for a line's
+    # start, 0 (first) for everything else, then oldest.
+    priority: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0")
 
     __table_args__ = (
         sa.Index(
             "ix_outbox_pending",
             "available_at",
+            "id",
+            postgresql_where=sa.text("delivered_at IS NULL AND dead_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_outbox_pending_priority",
+            "priority",
             "id",
             postgresql_where=sa.text("delivered_at IS NULL AND dead_at IS NULL"),
         ),

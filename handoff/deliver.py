@@ -107,7 +107,7 @@ class OutboxDeliverer:
                         f"""
                         SELECT id, kind, line_id, payload, attempts FROM outbox
                         WHERE delivered_at IS NULL AND dead_at IS NULL AND {where}
-                        ORDER BY id LIMIT :limit
+                        ORDER BY priority, id LIMIT :limit
                         FOR UPDATE SKIP LOCKED
                         """
                     ),

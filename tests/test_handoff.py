@@ -19,7 +19,7 @@ from temporalio.client import (
 from backorders.contracts.line import AllocationRef, StartLine
 from backorders.embedded.ports import free_port
 from backorders.schemas import CancelIn, OrderIn, ProductIn, ReceiptIn
-from backorders.services import inventory, orders, outbox, receipts
+from backorders.services import inventory, orders, outbox, receipts, unit_of_work
 from handoff.deliver import OutboxDeliverer
 from tests.support import (
     HandedOff,
@@ -33,10 +33,10 @@ from tests.support import (
 from workflows.line import LineWorkflow
 
 
-def _order(number: str, sku: str, quantity: int) -> OrderIn:
+def _order(number: str, sku: str, quantity: int, tier: str = "standard") -> OrderIn:
     return OrderIn.model_validate({
         "channel": "web", "order_number": number,
-        "customer": {"id": "c-1", "tier": "standard"},
+        "customer": {"id": "c-1", "tier": tier},
         "lines": [{"sku": sku, "quantity": quantity, "unit_price": "5.00"}],
     })
 
@@ -105,6 +105,27 @@ async def test_a_message_delivered_twice_is_applied_once(db, worker, settings):
     await wait_settled(db)
     assert await scalar(db, "SELECT sum(handovers) FROM sim_warehouse_tasks") == 1
     await check_invariants(db)
+
+
+async def test_the_relay_starts_the_highest_tier_customers_lines_first_then_the_oldest(
+        db, temporal_env, settings):
+    await inventory.put_product(db, "HAND-P", ProductIn())
+    placed = {}
+    for number, tier in [("P-STD-1", "standard"), ("P-GOLD", "gold"), ("P-STD-2", "standard"),
+                         ("P-PLAT", "platinum")]:
+        placed[number] = await orders.place_order(db, _order(number, "HAND-P", 1, tier), settings,
+                                                  hand_off=unit_of_work.TO_RELAY)
+    one_at_a_time = settings.model_copy(update={"outbox_batch_size": 1})
+    async with start_worker(temporal_env.client, db, settings, relay=False) as running:
+        deliverer = OutboxDeliverer(db, running.client, one_at_a_time)
+        order = []
+        for _ in placed:
+            assert (await deliverer.deliver()).claimed == 1
+            order.append((await rows(db, """
+                SELECT l.order_id FROM outbox o JOIN order_lines l ON l.id = o.line_id
+                WHERE o.delivered_at IS NOT NULL ORDER BY o.delivered_at DESC LIMIT 1"""))[0]
+                .order_id)
+    assert order == [placed[n].order_id for n in ("P-PLAT", "P-GOLD", "P-STD-1", "P-STD-2")]
 
 
 async def test_a_cancel_that_overtakes_its_allocation_wins(db, temporal_env, settings):

@@ -151,7 +151,8 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
                 intake_allocations,
             )
         await lines.record(conn, events)
-        await uow.send([(r["id"], StartLine()) for r in line_rows])
+        await uow.send([(r["id"], StartLine()) for r in line_rows],
+                       priority=TIER_RANK[body.customer.tier])
         await units_changed(
             uow, stock_rows.values(),
             new_backorders={r["sku"] for r in line_rows if r["waiting_quantity"]},

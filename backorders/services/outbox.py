@@ -42,17 +42,18 @@ async def enqueue(
     settings: Settings,
     *,
     grace: float | None = None,
+    priority: int = 0,
 ) -> list[int]:
     """Write messages for the writer to deliver after commit; the relay takes them only
     if the writer has not done so within the grace period (`grace`, 0 for messages left
-    to the relay from the start)."""
+    to the relay from the start), lowest `priority` first, then oldest."""
     if not messages:
         return []
     rows = await conn.execute(
         sa.text(
             """
-            INSERT INTO outbox (kind, line_id, payload, available_at)
-            SELECT kind, line_id, payload, now() + make_interval(secs => :grace)
+            INSERT INTO outbox (kind, line_id, payload, available_at, priority)
+            SELECT kind, line_id, payload, now() + make_interval(secs => :grace), :priority
             FROM unnest(CAST(:kinds AS text[]), CAST(:line_ids AS uuid[]),
                         CAST(:payloads AS jsonb[])) AS m(kind, line_id, payload)
             RETURNING id
@@ -63,6 +64,7 @@ async def enqueue(
             "line_ids": [line_id for line_id, _ in messages],
             "payloads": [json.dumps(dataclasses.asdict(message)) for _, message in messages],
             "grace": settings.outbox_inline_grace_seconds if grace is None else grace,
+            "priority": priority,
         },
     )
     return [r[0] for r in rows]

@@ -46,13 +46,17 @@ class UnitOfWork:
     to_relay: bool = False
     """Every message goes to the relays, none is delivered by the writer (`TO_RELAY`)."""
 
-    async def send(self, messages: Sequence[tuple[Any, LineMessage]]) -> None:
-        """Write messages to lines, for delivery after commit."""
+    async def send(self, messages: Sequence[tuple[Any, LineMessage]], *,
+                   priority: int = 0) -> None:
+        """Write messages to lines, for delivery after commit (by the relays, lowest
+        `priority` first, when the writer leaves them)."""
         if self.to_relay and messages:
-            await outbox.enqueue(self.conn, messages, self.settings, grace=0)
+            await outbox.enqueue(self.conn, messages, self.settings, grace=0,
+                                 priority=priority)
             await self.leave_to_relay()
             return
-        self.outbox_ids += await outbox.enqueue(self.conn, messages, self.settings)
+        self.outbox_ids += await outbox.enqueue(self.conn, messages, self.settings,
+                                                priority=priority)
 
     def sent(self, outbox_ids: Sequence[int]) -> None:
         """Rows a statement of its own wrote, for delivery after commit."""
