@@ -15,18 +15,22 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.dispatch import DispatchActivities
+from activities.forecast import ForecastActivities
 from activities.notify import NotifyActivities
 from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
 from backorders import logs, runtime
 from backorders.db import create_engine, dispose
+from backorders.forecasting import runner as forecast_runner
 from backorders.notify import templates
 from backorders.notify.service import Notifier, relay_staff_alerts
+from backorders.schedules import ensure_forecast_schedule
 from backorders.services import intake
 from backorders.settings import DefaultSecret, Settings, get_settings
 from backorders.temporal import connect, ensure_search_attributes
 from handoff.deliver import OutboxDeliverer
 from handoff.relay import OutboxRelay
 from workflows.digest import DigestWorkflow
+from workflows.forecast import ForecastWorkflow
 from workflows.line import LineWorkflow
 
 log = logging.getLogger("backorders.worker")
@@ -64,11 +68,12 @@ def build_worker(
     runtime.skip_idle_payload_passes()
     dispatch = DispatchActivities(engine, warehouse)
     notify = NotifyActivities(notifier or Notifier(engine, settings), client, settings.task_queue)
+    forecasting = ForecastActivities(engine, settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[LineWorkflow, DigestWorkflow],
-        activities=[*dispatch.all(), *notify.all()],
+        workflows=[LineWorkflow, DigestWorkflow, ForecastWorkflow],
+        activities=[*dispatch.all(), *notify.all(), *forecasting.all()],
         **worker_options(settings),
     )
 
@@ -80,6 +85,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(dispose, engine)
         client = await connect(settings, attempts=60)
         await ensure_search_attributes(client, settings.temporal_namespace)
+        await ensure_forecast_schedule(client, settings)
+        stack.callback(forecast_runner.shutdown)
         notifier = Notifier(engine, settings)
         worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings),
                               notifier)

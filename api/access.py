@@ -123,6 +123,9 @@ RULES: dict[str, Rule] = {
     "GET /channels/{name}/acknowledgements/{intake_id}": allow(CHANNEL, ERP, OPS, scoped=True),
     "GET /kpis": allow(OPS),
     "GET /kpis/series": allow(OPS),
+    # forecasting: purchasing works from the ERP, ops from the dashboard.
+    "GET /forecast/{sku}": allow(ERP, OPS),
+    "GET /replenishment": allow(ERP, OPS),
     "POST /admin/keys": ADMIN_ONLY,
     "GET /admin/keys": ADMIN_ONLY,
     "DELETE /admin/keys/{key_id}": ADMIN_ONLY,

@@ -22,6 +22,7 @@ from api.routes import (
     backorders,
     catalog,
     channels,
+    forecast,
     health,
     kpis,
     notifications,
@@ -68,7 +69,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(AccessGate)
     for module in (orders, receipts, catalog, backorders, supply, notifications, ops, kpis,
-                   channels, admin, health):
+                   forecast, channels, admin, health):
         # The cap is set per router rather than app-wide, where it would replace the
         # gate's JSON 413 with plain text (see `access.AccessGate`).
         app.include_router(module.router, max_body_size=settings.api_max_body_bytes)

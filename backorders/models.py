@@ -44,6 +44,12 @@ class Product(Base):
     # No new backorders after this date (the line is being phased out, say).
     backorder_until: Mapped[Any | None] = mapped_column(sa.Date)
     list_price: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 4))
+    # Offered instead when this SKU has no supply or is predicted short (F21).
+    substitutes: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.Text), server_default=sa.text("'{}'"))
+    # Who replenishes it, and how long they take when their receipts do not say.
+    supplier_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("suppliers.id", name="fk_products_supplier_id"))
+    lead_time_days: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
@@ -129,6 +135,10 @@ class OrderLine(Base):
     # When the waiting units should arrive: the queue walked against open purchase
     # orders, plus handling time. no_supply: no open purchase order covers them.
     expected_date: Mapped[Any | None] = mapped_column(sa.Date)
+    # Honest dates: the covering purchase order's supplier delay quantiles applied to its
+    # promise (`domain.delays.honest_dates`); equal to expected_date without history.
+    likely_date: Mapped[Any | None] = mapped_column(sa.Date)
+    latest_date: Mapped[Any | None] = mapped_column(sa.Date)
     no_supply: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     waiting_quantity: Mapped[int] = mapped_column(sa.Integer)
     shipped_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
@@ -234,7 +244,8 @@ class Receipt(Base):
     allocated_quantity: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
-    __table_args__ = (sa.CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+                      sa.Index("ix_receipts_purchase_order", "purchase_order", "sku"))
 
 
 class InventoryMovement(Base):
@@ -429,6 +440,27 @@ class StaffAlertState(Base):
     fired_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class Forecast(Base):
+    """A SKU's demand forecast as last computed, and the demand history it was made from
+    (`history_hash`: a forecast whose history changed since is recomputed when read)."""
+
+    __tablename__ = "forecasts"
+
+    sku: Mapped[str] = mapped_column(sa.ForeignKey("products.sku", name="fk_forecasts_sku"),
+                                     primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    first_week: Mapped[Any] = mapped_column(sa.Date)
+    history_hash: Mapped[str] = mapped_column(sa.Text)
+    model: Mapped[str] = mapped_column(sa.Text)
+    pattern: Mapped[str] = mapped_column(sa.Text)
+    fallback: Mapped[bool] = mapped_column(sa.Boolean)
+    history_weeks: Mapped[int] = mapped_column(sa.Integer)
+    backtest_mae: Mapped[float | None] = mapped_column(sa.Float)
+    backtest_mase: Mapped[float | None] = mapped_column(sa.Float)
+    error_sd: Mapped[float] = mapped_column(sa.Float)
+    weeks: Mapped[list[Any]] = mapped_column(JSONB)
+
+
 class Supplier(Base):
     __tablename__ = "suppliers"
 
@@ -449,7 +481,8 @@ class PurchaseOrder(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
-    __table_args__ = (sa.CheckConstraint("status IN ('open', 'cancelled')", name="status"),)
+    __table_args__ = (sa.CheckConstraint("status IN ('open', 'cancelled')", name="status"),
+                      sa.Index("ix_purchase_orders_supplier_id", "supplier_id"))
 
 
 class PurchaseOrderLine(Base):

@@ -38,7 +38,8 @@ Sku = Annotated[
 ]
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 """No control characters: they are never meant, and PostgreSQL text cannot hold NUL."""
-IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+"""Printable, and not blank: identifiers are stripped, and an empty one names nothing."""
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_\-]{0,31}$"
 Identifier = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
@@ -162,6 +163,23 @@ class ProductIn(Command):
         default=None, description="No new backorders are accepted after this date.")
     list_price: Money | None = Field(
         default=None, description="The price a channel's price tolerance is checked against.")
+    substitutes: list[Sku] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True},
+        description="SKUs offered instead when this one has no supply or is predicted short.")
+    supplier_id: Identifier | None = Field(
+        default=None, description="Who replenishes it (otherwise its latest purchase order's "
+                                  "supplier).")
+    lead_time_days: Annotated[int, Field(ge=0, le=730),
+                              BeforeValidator(_whole_number)] | None = Field(
+        default=None, description="Days from order to receipt, when its supplier's receipts "
+                                  "do not say.")
+
+    @field_validator("substitutes")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each SKU at most once")
+        return value
 
 
 class ProductOut(BaseModel):
@@ -172,6 +190,9 @@ class ProductOut(BaseModel):
     low_stock_threshold: int | None = None
     backorder_until: date | None = None
     list_price: Decimal | None = None
+    substitutes: list[str] = Field(default_factory=list)
+    supplier_id: str | None = None
+    lead_time_days: int | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -251,6 +272,14 @@ class CustomerOut(BaseModel):
     tier: Tier
 
 
+_LIKELY = ("When the waiting units will likely arrive: the covering purchase order's "
+           "promise shifted by its supplier's usual delay (ETA_LIKELY_QUANTILE of its past "
+           "delays), never before expected_date, plus handling time; equal to expected_date "
+           "when the supplier has no delivery history.")
+_LATEST = ("The same with ETA_LATEST_QUANTILE: the date the waiting units should arrive by; "
+           "never before likely_date.")
+
+
 class OrderLineOut(BaseModel):
     id: uuid.UUID
     line_no: int
@@ -265,6 +294,8 @@ class OrderLineOut(BaseModel):
     promised_date: date | None = None
     queue_position: int | None = None
     expected_date: date | None = None
+    likely_date: date | None = Field(default=None, description=_LIKELY)
+    latest_date: date | None = Field(default=None, description=_LATEST)
     no_supply: bool = False
     status: LineStatus
     workflow_id: str
@@ -339,6 +370,8 @@ class BackorderOut(BaseModel):
     expected_date: date | None = Field(
         default=None, description="When the waiting units should arrive: the queue walked "
         "against open purchase orders, plus handling time.")
+    likely_date: date | None = Field(default=None, description=_LIKELY)
+    latest_date: date | None = Field(default=None, description=_LATEST)
     no_supply: bool = Field(default=False,
                             description="No open purchase order covers the waiting units.")
     placed_at: datetime
@@ -724,3 +757,82 @@ class IntakeOut(BaseModel):
 class IntakePage(BaseModel):
     items: list[IntakeOut]
     total: int
+
+
+# --- Forecasting (F21) -------------------------------------------------------------------
+
+
+class DemandDayOut(BaseModel):
+    date: date
+    ordered: int = Field(description="Units asked for that day, backordered ones included.")
+    cancelled: int = Field(description="Units cancelled that day before they shipped.")
+    by_channel: dict[str, int]
+
+
+class DemandWeekOut(BaseModel):
+    week_start: date
+    ordered: float
+
+
+class ForecastWeekOut(BaseModel):
+    week_start: date
+    mean: float
+    lo80: float
+    hi80: float
+    lo95: float
+    hi95: float
+
+
+class ProjectedWeekOut(BaseModel):
+    week_start: date
+    demand: float
+    arriving: int
+    projected: float = Field(description="Available at the week's end; below zero is short.")
+    short: float = Field(description="New backorder units this week if nothing is done.")
+
+
+class SubstituteOut(BaseModel):
+    sku: str
+    name: str | None
+    available: int
+
+
+class ReplenishmentOut(BaseModel):
+    sku: str
+    name: str | None
+    supplier_id: str | None
+    lead_time_days: float
+    lead_time_sd_days: float
+    lead_time_measured: bool = Field(
+        description="From the supplier's receipts; otherwise the product's or the default.")
+    available: int = Field(description="On hand less reserved less what waiting lines ask for.")
+    incoming: int
+    safety_stock: int
+    reorder_point: int
+    suggested_quantity: int
+    order_by: date | None
+    stockout_date: date | None
+    predicted_backorder_units: float
+    backorder_units_avoided: float
+    substitutes: list[SubstituteOut]
+
+
+class ForecastOut(BaseModel):
+    sku: str
+    computed_at: datetime
+    model: str
+    pattern: str = Field(description="smooth, erratic, intermittent, lumpy, too_short or "
+                                     "no_demand")
+    fallback: bool = Field(description="Too little history for a backtest: a conservative "
+                                       "average instead of a fitted model.")
+    history_weeks: int
+    backtest_mae: float | None
+    backtest_mase: float | None
+    history: list[DemandDayOut]
+    weekly_history: list[DemandWeekOut]
+    forecast: list[ForecastWeekOut]
+    projection: list[ProjectedWeekOut]
+    stockout_date: date | None = Field(
+        description="The first day projected short; null when none within the horizon.")
+    predicted_backorder_units: float
+    replenishment: ReplenishmentOut

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_NOTIFY_SECRET = "change-me: signs opt-out links and push bodies"
@@ -114,6 +114,28 @@ class Settings(BaseSettings):
 
     # Days from a purchase order's arrival until its units can ship to a waiting line.
     eta_handling_days: int = 2
+    # Honest dates: a waiting line's likely and latest dates shift its purchase order's
+    # promise by these quantiles of the supplier's past delays (`domain.delays`).
+    eta_likely_quantile: float = 0.5
+    eta_latest_quantile: float = 0.9
+
+    # Forecasting (F21). Recomputed on a Temporal Schedule (cron, UTC; empty: no
+    # schedule) as one workflow with an activity per batch of SKUs.
+    forecast_schedule_cron: str = "0 3 * * *"
+    forecast_batch_size: int = 250
+    forecast_history_weeks: int = 104
+    forecast_horizon_weeks: int = 12
+    # Processes the models run in beside a worker or API process (0: a thread of its
+    # own instead), so model fitting never stalls the event loop.
+    forecast_processes: int = 1
+    # Replenishment suggestions: the service level safety stock is held for, the weeks
+    # of demand an order covers beyond the reorder point, and the lead time assumed
+    # when neither the supplier's receipts nor the product say.
+    forecast_service_level: float = 0.95
+    forecast_review_weeks: float = 4.0
+    forecast_default_lead_time_days: int = 14
+    # Purchasing hears of a SKU predicted to stock out within its lead time plus this.
+    forecast_shortage_horizon_days: int = 14
 
     # Access control. API keys are stored as HMAC-SHA256 under this pepper, so a leaked
     # table alone cannot be used; changing it invalidates every key.
@@ -155,6 +177,33 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix):]
         return value
+
+    @field_validator("eta_likely_quantile", "eta_latest_quantile")
+    @classmethod
+    def _quantile(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError("a quantile is strictly between 0 and 1")
+        return value
+
+    @field_validator("forecast_service_level")
+    @classmethod
+    def _service_level(cls, value: float) -> float:
+        if not 0.5 <= value < 1:
+            raise ValueError("a service level is at least 0.5 and below 1")
+        return value
+
+    @field_validator("forecast_horizon_weeks")
+    @classmethod
+    def _horizon(cls, value: int) -> int:
+        if not 1 <= value <= 52:
+            raise ValueError("the forecast horizon is 1 to 52 weeks")
+        return value
+
+    @model_validator(mode="after")
+    def _likely_not_after_latest(self) -> Settings:
+        if self.eta_likely_quantile > self.eta_latest_quantile:
+            raise ValueError("ETA_LIKELY_QUANTILE must not exceed ETA_LATEST_QUANTILE")
+        return self
 
     def check_secrets(self) -> None:
         """Refuse to serve with a published default secret outside the embedded stack:

@@ -19,6 +19,9 @@ work cannot slow later figures down:
               20,000 shipped backorders: latency per page (goal < 500 ms)
 6. scale      (`make bench-scale`, not in the 10-minute default) memory and allocation time
               with 10k and 50k lines waiting
+   eta-honesty  a simulated year of suppliers' delays (`bench/eta_honesty.py`, no
+              database): lines delivered by their latest date and the likely date's error,
+              against the promised date alone
 
 Two diagnostics, to split the ratio's gap, run with `--diagnostics` (or `--only`):
    visible    N/2 bare workflows carrying a line's search attributes and status changes:
@@ -62,6 +65,8 @@ from backorders.temporal import connect as temporal_connect
 from bench.ceiling import LINE_LIKE_SEARCH_ATTRIBUTES, BareLine
 from bench.dashboard import NAMESPACE as DASHBOARD_NAMESPACE
 from bench.dashboard import bench_dashboard
+from bench.eta_honesty import bench_eta_honesty
+from bench.eta_honesty import table_rows as eta_honesty_rows
 from bench.infra import CpuMeter, Infra, rss
 from bench.intake_spike import CEILING_NAMESPACE as SPIKE_CEILING_NAMESPACE
 from bench.intake_spike import NAMESPACE as SPIKE_NAMESPACE
@@ -70,7 +75,8 @@ from handoff.deliver import OutboxDeliverer
 from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "intake-spike", "dashboard", "scale"]
+SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "intake-spike", "dashboard", "scale",
+             "eta-honesty"]
 DIAGNOSTICS = ["visible", "activities"]
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle-1",
               "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale",
@@ -585,6 +591,7 @@ def table(results: dict[str, Any]) -> str:
                          f"{p['workflow_starts_per_second']:.0f} starts/s")
             rows.append((f"scale: {p['waiting']} waiting, worker / server RSS",
                          f"{p['worker_rss_mb']:.0f} / {p['server_rss_mb']:.0f} MB", extra))
+    rows.extend(eta_honesty_rows(results.get("eta_honesty")))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     return "\n".join(f"{a:<{width}}  {b:>{vwidth}}  {c_}" for a, b, c_ in rows)
@@ -641,6 +648,8 @@ async def main(args: argparse.Namespace) -> None:
                 burst_rate=args.burst_rate, burst_seconds=args.burst_seconds)
         if on("dashboard"):
             results["dashboard"] = await bench_dashboard(infra, engine, args.dashboard_lines)
+        if on("eta-honesty"):  # pure simulation: no database, no Temporal
+            results["eta_honesty"] = bench_eta_honesty()
         if on("scale") and args.scale:
             results["scale"] = await bench_scale(infra, engine, args.scale)
         await dispose(engine)

@@ -74,7 +74,8 @@ _LINE_INPUTS = sa.text(
     """
     SELECT l.id, l.order_id, o.order_number, o.channel, l.sku, o.customer_id,
            o.customer_tier, l.quantity, l.initial_backordered, l.workflow_id, l.promised_date,
-           l.expected_date, l.no_supply, (o.ship_complete AND o.released_at IS NULL) AS held,
+           l.expected_date, l.no_supply, l.likely_date, l.latest_date,
+           (o.ship_complete AND o.released_at IS NULL) AS held,
            a.id AS intake_id, a.quantity AS intake_quantity
     FROM order_lines l
     JOIN orders o ON o.id = l.order_id
@@ -191,6 +192,8 @@ class OutboxDeliverer:
                 expected_date=r.expected_date.isoformat() if r.expected_date else None,
                 no_supply=r.no_supply,
                 held=r.held,
+                likely_date=r.likely_date.isoformat() if r.likely_date else None,
+                latest_date=r.latest_date.isoformat() if r.latest_date else None,
                 status_update_hours=self._settings.notify_status_update_hours,
                 escalate_after_hours=self._settings.notify_escalate_after_hours,
                 escalate_at_once=r.customer_tier in self._settings.notify_escalate_tiers,

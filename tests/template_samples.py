@@ -13,6 +13,7 @@ from backorders.notify.templates import (
     LineFacts,
     OptOut,
     ReceiptFacts,
+    ShortageFacts,
     StockFacts,
     facts_needed,
 )
@@ -41,6 +42,8 @@ def sample_facts(event: Event, *, sparse: bool = False) -> dict[str, Any]:
         promised_date=None if sparse else date(2026, 2, 24),
         allocated_quantity=3,
         cancelled_quantity=1,
+        likely_date=None if sparse else date(2026, 3, 5),
+        latest_date=None if sparse else date(2026, 3, 12),
     )
     second = LineFacts(
         order_number="1002",
@@ -72,8 +75,15 @@ def sample_facts(event: Event, *, sparse: bool = False) -> dict[str, Any]:
         intake_id=42, channel="shop", reason="unknown_sku",
         message="no product with SKU 'KET-RED'", order_number=None if sparse else "1001",
         order_value=None if sparse else "64.00")
+    shortage = ShortageFacts(
+        sku="KET-BLUE", product_name=None if sparse else "Blue kettle",
+        stockout_date=date(2026, 3, 10), lead_time_days=21, available=4, incoming_units=0,
+        predicted_backorder_units=35, suggested_quantity=60, reorder_point=48,
+        safety_stock=12, order_by=None if sparse else date(2026, 2, 17),
+        supplier_id=None if sparse else "ACME", substitutes=None if sparse else "KET-RED")
     facts: dict[str, Any] = {
         "intake": intake,
+        "shortage": shortage,
         "customer": customer,
         "line": line,
         "lines": [line, second],

@@ -51,6 +51,8 @@ EXPECTED: dict[str, set[Role] | str] = {
     "GET /channels/{name}/acknowledgements/{intake_id}": {CHANNEL, ERP, OPS, ADMIN},
     "GET /kpis": {OPS, ADMIN},
     "GET /kpis/series": {OPS, ADMIN},
+    "GET /forecast/{sku}": {ERP, OPS, ADMIN},
+    "GET /replenishment": {ERP, OPS, ADMIN},
     "POST /admin/keys": {ADMIN},
     "GET /admin/keys": {ADMIN},
     "DELETE /admin/keys/{key_id}": {ADMIN},

@@ -107,6 +107,7 @@ def _new_line(line: LineInput) -> LineProgress:
         waiting_quantity=line.backordered_quantity, shipped_quantity=0, cancelled_quantity=0,
         allocations=[], seen_cancels=[], timeline=[],
         expected_date=line.expected_date, no_supply=line.no_supply, held=line.held,
+        likely_date=line.likely_date, latest_date=line.latest_date,
     )
 
 
@@ -235,6 +236,8 @@ class LineWorkflow:
         if progress.waiting_quantity <= 0 or not self._first_delivery(notice.event_id):
             return
         progress.expected_date, progress.no_supply = notice.expected_date, notice.no_supply
+        # State only (no command): notices written before honest dates carry none.
+        progress.likely_date, progress.latest_date = notice.likely_date, notice.latest_date
         self._note("expected_date", notice.reason)
         if notice.tell_customer:
             event = Event.DELAYED if notice.later else Event.STATUS_UPDATE
@@ -260,6 +263,8 @@ class LineWorkflow:
             timeline=list(progress.timeline),
             expected_date=progress.expected_date if waiting > 0 else None,
             no_supply=progress.no_supply and waiting > 0,
+            likely_date=progress.likely_date if waiting > 0 else None,
+            latest_date=progress.latest_date if waiting > 0 else None,
         )
 
     # --- dispatch -----------------------------------------------------------------------

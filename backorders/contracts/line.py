@@ -73,6 +73,9 @@ class LineInput:
     no_supply: bool = False
     # Part of a ship-complete order still waiting for other units: do not dispatch yet.
     held: bool = False
+    # Honest dates when the workflow started (ISO; absent in lines started before them).
+    likely_date: str | None = None
+    latest_date: str | None = None
 
 
 @dataclass
@@ -118,6 +121,8 @@ class LineProgress:
     held: bool = False
     """Mirrors `LineInput.held`, which a run starts from (earlier runs carried it there
     alone)."""
+    likely_date: str | None = None
+    latest_date: str | None = None
 
 
 @dataclass
@@ -138,6 +143,12 @@ class LineState:
     expected_date: str | None = None
     """When the waiting units should arrive (ISO date), if any supply covers them."""
     no_supply: bool = False
+    likely_date: str | None = None
+    """The covering purchase order's promise shifted by its supplier's usual delay (the
+    `ETA_LIKELY_QUANTILE` of its past delays), never before `expected_date`; equal to it
+    when the supplier has no history."""
+    latest_date: str | None = None
+    """The same with `ETA_LATEST_QUANTILE`: the date the line should arrive by."""
 
 
 @dataclass
@@ -150,6 +161,9 @@ class EtaNotice:
     tell_customer: bool
     later: bool
     reason: str
+    # Honest dates (ISO), absent in notices written before them.
+    likely_date: str | None = None
+    latest_date: str | None = None
 
 
 @dataclass

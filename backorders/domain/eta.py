@@ -18,6 +18,18 @@ class EtaChange:
     after: date | None
     no_supply_before: bool
     no_supply: bool
+    # Honest dates (`domain.delays`): what the supplier's history makes of the date.
+    # Telling the customer is judged on the expected date alone; these ride along.
+    likely_before: date | None = None
+    likely_after: date | None = None
+    latest_before: date | None = None
+    latest_after: date | None = None
+
+    @property
+    def expected_moved(self) -> bool:
+        """The expected date (or no supply) changed; False when only the likely or latest
+        date did (the supplier's history moved, not the purchase order or the queue)."""
+        return self.before != self.after or self.no_supply_before != self.no_supply
 
     @property
     def first(self) -> bool:
@@ -39,6 +51,11 @@ class EtaChange:
         return self.before is not None and self.after > self.before
 
     def reason(self) -> str:
+        if not self.expected_moved and self.likely_after is not None:
+            said = f"likely by {self.likely_after.isoformat()}"
+            if self.latest_after is not None and self.latest_after != self.likely_after:
+                said += f", at the latest {self.latest_after.isoformat()}"
+            return f"{said} (our supplier's delivery record)"
         if self.after is None:
             return "no incoming supply covers these units yet; we are sourcing them"
         if self.before is None:

@@ -25,6 +25,7 @@ class Event(StrEnum):
     SUPPLY_SHORTFALL = "supply_shortfall"
     RECEIPT_PROCESSED = "receipt_processed"
     INTAKE_DEAD = "intake_dead"
+    IMPENDING_SHORTAGE = "impending_shortage"
 
 
 class Channel(StrEnum):

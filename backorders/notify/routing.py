@@ -21,6 +21,7 @@ STAFF_TEAMS = {
     Event.SUPPLY_SHORTFALL: ("purchasing", "sales"),
     Event.RECEIPT_PROCESSED: ("sales", "purchasing"),
     Event.INTAKE_DEAD: ("sales",),
+    Event.IMPENDING_SHORTAGE: ("purchasing",),
 }
 """Which staff teams each internal alert goes to."""
 

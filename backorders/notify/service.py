@@ -43,6 +43,7 @@ from backorders.notify.templates import (
     LineFacts,
     OptOut,
     ReceiptFacts,
+    ShortageFacts,
     StockFacts,
     render,
 )
@@ -52,7 +53,7 @@ from backorders.webhooks import push_secret
 log = logging.getLogger(__name__)
 
 FACT_TYPES = {"customer": CustomerFacts, "line": LineFacts, "stock": StockFacts,
-              "receipt": ReceiptFacts, "intake": IntakeFacts}
+              "receipt": ReceiptFacts, "intake": IntakeFacts, "shortage": ShortageFacts}
 
 
 def _outcome(ids: list[int], statuses: list[str],
@@ -104,6 +105,7 @@ _LINE = sa.text(
     f"""
     SELECT l.id, l.order_id, l.sku, l.customer_id, l.quantity, l.waiting_quantity,
            l.shipped_quantity, l.status, l.promised_date, l.expected_date,
+           l.likely_date, l.latest_date,
            l.tier_rank, l.order_value, l.placed_at, l.seq,
            o.order_number, o.customer_email AS order_email, o.customer_phone AS order_phone,
            p.name AS product_name, p.allocation_policy,
@@ -175,6 +177,8 @@ class Notifier:
             shipped_quantity=line.shipped_quantity, status=line.status,
             queue_position=position, units_ahead=units_ahead,
             expected_date=line.expected_date if line.waiting_quantity > 0 else None,
+            likely_date=line.likely_date if line.waiting_quantity > 0 else None,
+            latest_date=line.latest_date if line.waiting_quantity > 0 else None,
             promised_date=line.promised_date,
             tracking_number=line.tracking_number, reason=notice.detail,
             days_waiting=notice.days_waiting,
@@ -405,6 +409,7 @@ async def record_staff_alert(
     stock: StockFacts | None = None,
     receipt: ReceiptFacts | None = None,
     intake: IntakeFacts | None = None,
+    shortage: ShortageFacts | None = None,
 ) -> None:
     """Record an internal alert in the caller's transaction; the worker sends it."""
     teams = {"sales": settings.staff_sales, "purchasing": settings.staff_purchasing,
@@ -417,6 +422,8 @@ async def record_staff_alert(
         facts["receipt"] = _to_json(receipt)
     if intake is not None:
         facts["intake"] = _to_json(intake)
+    if shortage is not None:
+        facts["shortage"] = _to_json(shortage)
     now = datetime.now().astimezone()
     for i, route in enumerate(route_staff(event, teams, configured)):
         await store.record(conn, key=f"{key}:{i}", event=event.value, audience="staff",

@@ -74,6 +74,26 @@ class LineFacts:
     allocated_quantity: int = 0
     """Units reserved for the line and on their way through the warehouse."""
     cancelled_quantity: int = 0
+    likely_date: date | None = None
+    """The expected date shifted by the supplier's usual delay (`domain.delays`)."""
+    latest_date: date | None = None
+    """The date the units should arrive by, from the supplier's delays."""
+
+    @property
+    def likely(self) -> date | None:
+        """The date to give the customer: the likely date, else the expected date; None
+        when nobody knows yet."""
+        if self.expected_date is None:
+            return None
+        return self.likely_date or self.expected_date
+
+    @property
+    def latest(self) -> date | None:
+        """The latest date, when it is later than `likely` (else nothing more to say)."""
+        likely = self.likely
+        if likely is None or self.latest_date is None or self.latest_date <= likely:
+            return None
+        return self.latest_date
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,26 @@ class IntakeFacts:
     """As text: the store keeps facts as JSON."""
 
 
+@dataclass(frozen=True)
+class ShortageFacts:
+    """A SKU predicted to stock out (F21), with what to order."""
+
+    sku: str
+    stockout_date: date
+    lead_time_days: int
+    available: int
+    incoming_units: int
+    predicted_backorder_units: int
+    suggested_quantity: int
+    reorder_point: int
+    safety_stock: int
+    product_name: str | None = None
+    order_by: date | None = None
+    supplier_id: str | None = None
+    substitutes: str | None = None
+    """In stock instead, comma-separated."""
+
+
 # --- Which events go where ------------------------------------------------------------
 
 STAFF_EVENTS: frozenset[Event] = frozenset(
@@ -133,6 +173,7 @@ STAFF_EVENTS: frozenset[Event] = frozenset(
         Event.SUPPLY_SHORTFALL,
         Event.RECEIPT_PROCESSED,
         Event.INTAKE_DEAD,
+        Event.IMPENDING_SHORTAGE,
     }
 )
 CUSTOMER_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.PUSH, Channel.LOG)
@@ -154,6 +195,7 @@ _NEEDS: dict[Event, tuple[str, ...]] = {
     Event.SUPPLY_SHORTFALL: ("stock",),
     Event.RECEIPT_PROCESSED: ("receipt",),
     Event.INTAKE_DEAD: ("intake",),
+    Event.IMPENDING_SHORTAGE: ("shortage",),
 }
 
 
@@ -218,7 +260,7 @@ def sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
-def item(line: LineFacts | StockFacts, short: bool = False) -> str:
+def item(line: LineFacts | StockFacts | ShortageFacts, short: bool = False) -> str:
     """The product as the reader knows it: "Blue kettle (SKU K-1)", or "SKU K-1" when we
     have no name; `short` drops the SKU and trims long names for SMS and push."""
     name = line.product_name
@@ -282,6 +324,7 @@ def render(
     stock: StockFacts | None = None,
     receipt: ReceiptFacts | None = None,
     intake: IntakeFacts | None = None,
+    shortage: ShortageFacts | None = None,
     opt_out: OptOut | None = None,
 ) -> Rendered:
     """The message for `event` on `channel`. Raises ValueError when the event does not go to
@@ -297,6 +340,7 @@ def render(
         "stock": stock,
         "receipt": receipt,
         "intake": intake,
+        "shortage": shortage,
         "opt_out": opt_out,
     }
     audience = "staff" if is_staff(event) else "customer"
@@ -352,6 +396,7 @@ def _probe_facts(event: Event, *, sparse: bool) -> dict[str, Any]:
         "stock": _probe(StockFacts, sparse=sparse),
         "receipt": _probe(ReceiptFacts, sparse=sparse),
         "intake": _probe(IntakeFacts, sparse=sparse),
+        "shortage": _probe(ShortageFacts, sparse=sparse),
         "opt_out": _PROBE_OPT_OUT,
     }
     return {name: facts[name] for name in facts_needed(event)}

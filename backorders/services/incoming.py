@@ -4,6 +4,9 @@ it, so both read it from here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,3 +25,15 @@ async def incoming_units(conn: AsyncConnection, sku: str) -> int:
     return (await conn.execute(
         sa.text(f"SELECT coalesce(sum({OUTSTANDING}), 0) {OPEN_SUPPLY}"), {"sku": sku}
     )).scalar_one()
+
+
+async def open_lines(conn: AsyncConnection, skus: Sequence[str]) -> list[Any]:
+    """The open purchase order lines of `skus` that still have units to deliver, with
+    their supplier and dates: `sku, supplier_id, expected_at, promised_at, outstanding`."""
+    return list((await conn.execute(sa.text(
+        f"""
+        SELECT pl.sku, po.supplier_id, pl.expected_at, pl.promised_at,
+               {OUTSTANDING} AS outstanding
+        {OPEN_SUPPLY.replace("pl.sku = :sku", "pl.sku = ANY(:skus)")}
+        ORDER BY pl.sku, pl.expected_at, pl.po_number
+        """), {"skus": list(skus)})).all())

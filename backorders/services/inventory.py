@@ -19,7 +19,7 @@ from backorders.schemas import (
 from backorders.services import orders, stock, unit_of_work
 from backorders.services.allocation import Restock
 from backorders.services.audit import Audit
-from backorders.services.errors import Conflict, NotFound
+from backorders.services.errors import Conflict, Invalid, NotFound
 from backorders.services.unit_of_work import HandOff, UnitOfWork
 from backorders.services.units import units_changed
 from backorders.settings import Settings, get_settings
@@ -42,17 +42,26 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
     the queue."""
     settings = settings or get_settings()
 
+    if sku in body.substitutes:
+        raise Invalid("substitutes", "a product is not its own substitute", field="substitutes")
+
     async def work(uow: UnitOfWork) -> ProductResult:
         conn = uow.conn
+        if body.supplier_id is not None:  # named by the ERP before any purchase order
+            await conn.execute(sa.text(
+                "INSERT INTO suppliers (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"),
+                {"id": body.supplier_id})
         row = (
             await conn.execute(
                 sa.text(
                     """
                     INSERT INTO products (sku, name, backorder_allowed, backorder_max_quantity,
                                           discontinued, allocation_policy, low_stock_threshold,
-                                          backorder_until, list_price)
+                                          backorder_until, list_price, substitutes,
+                                          supplier_id, lead_time_days)
                     VALUES (:sku, :name, :allowed, :max_quantity, :discontinued, :policy,
-                            :threshold, :until, :list_price)
+                            :threshold, :until, :list_price, :substitutes, :supplier_id,
+                            :lead_time_days)
                     ON CONFLICT (sku) DO UPDATE SET
                         name = EXCLUDED.name,
                         backorder_allowed = EXCLUDED.backorder_allowed,
@@ -62,6 +71,9 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                         low_stock_threshold = EXCLUDED.low_stock_threshold,
                         backorder_until = EXCLUDED.backorder_until,
                         list_price = EXCLUDED.list_price,
+                        substitutes = EXCLUDED.substitutes,
+                        supplier_id = EXCLUDED.supplier_id,
+                        lead_time_days = EXCLUDED.lead_time_days,
                         updated_at = now()
                     RETURNING *, (xmax = 0) AS created
                     """
@@ -76,6 +88,9 @@ async def put_product(engine: AsyncEngine, sku: str, body: ProductIn,
                     "threshold": body.low_stock_threshold,
                     "until": body.backorder_until,
                     "list_price": body.list_price,
+                    "substitutes": body.substitutes,
+                    "supplier_id": body.supplier_id,
+                    "lead_time_days": body.lead_time_days,
                 },
             )
         ).one()
@@ -157,6 +172,9 @@ def _product_out(row: sa.Row) -> ProductOut:
         low_stock_threshold=row.low_stock_threshold,
         backorder_until=row.backorder_until,
         list_price=row.list_price,
+        substitutes=list(row.substitutes or ()),
+        supplier_id=row.supplier_id,
+        lead_time_days=row.lead_time_days,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -61,6 +61,8 @@ async def get_order(engine: AsyncEngine, order_id: uuid.UUID) -> OrderOut:
             cancelled_quantity=r.cancelled_quantity, status=r.status, workflow_id=r.workflow_id,
             promised_date=r.promised_date, queue_position=r.position,
             expected_date=r.expected_date if r.waiting_quantity > 0 else None,
+            likely_date=r.likely_date if r.waiting_quantity > 0 else None,
+            latest_date=r.latest_date if r.waiting_quantity > 0 else None,
             no_supply=bool(r.no_supply and r.waiting_quantity > 0),
         )
         for r in rows
@@ -124,6 +126,8 @@ def backorder_out(r: sa.Row) -> BackorderOut:
         cancelled_quantity=r.cancelled_quantity, status=r.status, queue_position=r.position,
         units_ahead=r.units_ahead, placed_at=r.placed_at, backordered_at=r.created_at,
         expected_date=r.expected_date if r.waiting_quantity > 0 else None,
+        likely_date=r.likely_date if r.waiting_quantity > 0 else None,
+        latest_date=r.latest_date if r.waiting_quantity > 0 else None,
         no_supply=bool(r.no_supply and r.waiting_quantity > 0),
         age_seconds=r.age_seconds, workflow_id=r.workflow_id,
     )

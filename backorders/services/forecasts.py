@@ -1,0 +1,464 @@
+"""Demand forecasts, projected stock and replenishment suggestions per SKU (F21).
+
+Demand is what was asked for: units ordered per day from the order ledger, the
+backordered part included, whatever later shipped; cancellations before shipment are
+counted beside it. The models see whole Monday weeks, from the week the product was
+created or first ordered (whichever is earlier, within `forecast_history_weeks`) to the
+last complete week, and forecast from the current week on.
+
+A stored forecast remembers the history it was made from (`history_hash`): reading a
+SKU's forecast recomputes it when its history has changed since, so an answer always
+reflects the ledger as it is now. Stock, reservations, waiting lines and purchase
+orders are read live on every answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backorders.db import autocommit, transaction
+from backorders.domain.delays import shifted, supplier_quantiles
+from backorders.forecasting.projection import (
+    Arrival,
+    LeadTime,
+    Position,
+    Projection,
+    Suggestion,
+    project,
+    suggest,
+)
+from backorders.notify.message import Event
+from backorders.notify.service import cooled_down, record_staff_alert
+from backorders.notify.templates import ShortageFacts
+from backorders.schemas import (
+    DemandDayOut,
+    DemandWeekOut,
+    ForecastOut,
+    ForecastWeekOut,
+    ProjectedWeekOut,
+    ReplenishmentOut,
+    SubstituteOut,
+)
+from backorders.services.errors import NotFound
+from backorders.services.incoming import open_lines
+from backorders.services.supplier_delays import delay_samples
+from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_LEAD_TIME_SAMPLES = 3
+"""Receipts a supplier needs before its own lead times replace the product's."""
+
+
+def week_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+# --- Demand history ----------------------------------------------------------------------
+
+
+async def weekly_demand(conn: AsyncConnection, skus: Sequence[str], first_week: date,
+                        weeks: int) -> dict[str, tuple[float, ...]]:
+    """Units ordered per whole week before `first_week` (the current week), per SKU."""
+    since = first_week - timedelta(weeks=weeks)
+    rows = (await conn.execute(sa.text(
+        """
+        SELECT p.sku, w.week, coalesce(w.units, 0) AS units,
+               date_trunc('week', p.created_at AT TIME ZONE 'UTC')::date AS created_week
+        FROM products p
+        LEFT JOIN (
+            SELECT l.sku, date_trunc('week', l.placed_at AT TIME ZONE 'UTC')::date AS week,
+                   sum(l.quantity) AS units
+            FROM order_lines l
+            WHERE l.sku = ANY(:skus) AND l.placed_at >= :since AND l.placed_at < :until
+            GROUP BY 1, 2
+        ) w ON w.sku = p.sku
+        WHERE p.sku = ANY(:skus)
+        """), {"skus": list(skus), "since": _midnight(since), "until": _midnight(first_week)}
+    )).all()
+    found: dict[str, dict[date, float]] = {}
+    starts: dict[str, date] = {}
+    for r in rows:
+        per_week = found.setdefault(r.sku, {})
+        starts[r.sku] = min(starts.get(r.sku, r.created_week), r.created_week)
+        if r.week is not None:
+            per_week[r.week] = float(r.units)
+            starts[r.sku] = min(starts[r.sku], r.week)
+    out = {}
+    for sku, per_week in found.items():
+        start = max(since, starts[sku])
+        n = max(0, (first_week - start).days // 7)
+        out[sku] = tuple(per_week.get(start + timedelta(weeks=i), 0.0) for i in range(n))
+    return out
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def history_hash(first_week: date, weekly: Sequence[float]) -> str:
+    return hashlib.sha256(json.dumps([first_week.isoformat(), list(weekly)]).encode()).hexdigest()
+
+
+async def daily_demand(conn: AsyncConnection, sku: str, since: date) -> list[DemandDayOut]:
+    """Days with anything ordered or cancelled, oldest first."""
+    rows = (await conn.execute(sa.text(
+        """
+        WITH ordered AS (
+            SELECT (l.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel,
+                   sum(l.quantity) AS units
+            FROM order_lines l JOIN orders o ON o.id = l.order_id
+            WHERE l.sku = :sku AND l.placed_at >= :since GROUP BY 1, 2
+        ), cancelled AS (
+            SELECT (e.at AT TIME ZONE 'UTC')::date AS day,
+                   sum(CAST(e.data ->> 'quantity' AS int)) AS units
+            FROM line_events e JOIN order_lines l ON l.id = e.line_id
+            WHERE l.sku = :sku AND e.kind = 'cancelled' AND e.at >= :since GROUP BY 1
+        )
+        SELECT coalesce(o.day, c.day) AS day, o.channel, coalesce(o.units, 0) AS ordered,
+               coalesce(c.units, 0) AS cancelled
+        FROM ordered o FULL JOIN cancelled c ON false
+        ORDER BY 1
+        """), {"sku": sku, "since": _midnight(since)})).all()
+    days: dict[date, DemandDayOut] = {}
+    for r in rows:
+        day = days.setdefault(r.day, DemandDayOut(date=r.day, ordered=0, cancelled=0,
+                                                  by_channel={}))
+        day.cancelled += int(r.cancelled)
+        if r.channel is not None:
+            day.ordered += int(r.ordered)
+            day.by_channel[r.channel] = day.by_channel.get(r.channel, 0) + int(r.ordered)
+    return sorted(days.values(), key=lambda d: d.date)
+
+
+# --- Stored forecasts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    sku: str
+    computed_at: datetime
+    first_week: date
+    history_hash: str
+    model: str
+    pattern: str
+    fallback: bool
+    history_weeks: int
+    backtest_mae: float | None
+    backtest_mase: float | None
+    error_sd: float
+    weeks: list[dict[str, float]]
+
+    @property
+    def means(self) -> list[float]:
+        return [w["mean"] for w in self.weeks]
+
+
+async def _stored(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, Stored]:
+    rows = (await conn.execute(sa.text("SELECT * FROM forecasts WHERE sku = ANY(:skus)"),
+                               {"skus": list(skus)})).mappings().all()
+    return {r["sku"]: Stored(**r) for r in rows}
+
+
+async def compute(engine: AsyncEngine, skus: Sequence[str], settings: Settings, *,
+                  today: date | None = None, only_stale: bool = False) -> dict[str, Stored]:
+    """Forecast `skus` from their history as it is now and store the forecasts; with
+    `only_stale`, only those whose history changed since their stored forecast."""
+    from backorders.forecasting import models, runner  # the models load pandas: on use
+
+    first_week = week_of(today or today_utc())
+    async with autocommit(engine).connect() as conn:
+        history = await weekly_demand(conn, skus, first_week, settings.forecast_history_weeks)
+        stored = await _stored(conn, skus) if only_stale else {}
+    hashes = {sku: history_hash(first_week, weekly) for sku, weekly in history.items()}
+    todo = [sku for sku in history
+            if not only_stale or sku not in stored or stored[sku].history_hash != hashes[sku]]
+    results = await runner.forecast_many(
+        [models.DemandSeries(sku, history[sku]) for sku in todo],
+        settings.forecast_horizon_weeks, settings.forecast_processes)
+    now = datetime.now(UTC)
+    fresh = {f.key: Stored(
+        sku=f.key, computed_at=now, first_week=first_week, history_hash=hashes[f.key],
+        model=f.model, pattern=f.pattern, fallback=f.fallback,
+        history_weeks=len(history[f.key]), backtest_mae=f.backtest_mae,
+        backtest_mase=f.backtest_mase, error_sd=f.error_sd,
+        weeks=[{"mean": w.mean, "lo80": w.lo80, "hi80": w.hi80, "lo95": w.lo95,
+                "hi95": w.hi95} for w in f.weeks]) for f in results}
+    if fresh:
+        async def store(conn: AsyncConnection) -> None:
+            await conn.execute(sa.text(
+                """
+                INSERT INTO forecasts (sku, computed_at, first_week, history_hash, model,
+                    pattern, fallback, history_weeks, backtest_mae, backtest_mase, error_sd,
+                    weeks)
+                VALUES (:sku, :computed_at, :first_week, :history_hash, :model, :pattern,
+                    :fallback, :history_weeks, :backtest_mae, :backtest_mase, :error_sd,
+                    CAST(:weeks AS jsonb))
+                ON CONFLICT (sku) DO UPDATE SET
+                    computed_at = EXCLUDED.computed_at, first_week = EXCLUDED.first_week,
+                    history_hash = EXCLUDED.history_hash, model = EXCLUDED.model,
+                    pattern = EXCLUDED.pattern, fallback = EXCLUDED.fallback,
+                    history_weeks = EXCLUDED.history_weeks,
+                    backtest_mae = EXCLUDED.backtest_mae,
+                    backtest_mase = EXCLUDED.backtest_mase, error_sd = EXCLUDED.error_sd,
+                    weeks = EXCLUDED.weeks
+                """), [{**s.__dict__, "weeks": json.dumps(s.weeks)} for s in fresh.values()])
+
+        await transaction(engine, store)
+    if results:
+        log.info("forecast %d SKU(s) (%d on the fallback)", len(results),
+                 sum(f.fallback for f in results))
+    return {**stored, **fresh} if only_stale else fresh
+
+
+# --- Where each SKU stands, and what to do ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    sku: str
+    name: str | None
+    supplier_id: str | None
+    position: Position
+    lead_time: LeadTime
+    projection: Projection
+    suggestion: Suggestion
+    substitutes: list[SubstituteOut]
+
+
+async def _lead_times(conn: AsyncConnection, supplier_ids: set[str]) -> dict[str, list[int]]:
+    """Days from each purchase order's creation to each receipt against it."""
+    if not supplier_ids:
+        return {}
+    rows = (await conn.execute(sa.text(
+        """
+        SELECT po.supplier_id, r.received_at::date - po.created_at::date AS days
+        FROM receipts r JOIN purchase_orders po ON po.po_number = r.purchase_order
+        WHERE po.supplier_id = ANY(:ids)
+        """), {"ids": sorted(supplier_ids)})).all()
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        out.setdefault(r.supplier_id, []).append(max(0, int(r.days)))
+    return out
+
+
+def _lead_time(samples: list[int] | None, product_days: int | None,
+               settings: Settings) -> LeadTime:
+    if samples and len(samples) >= MIN_LEAD_TIME_SAMPLES:
+        return LeadTime(statistics.fmean(samples), statistics.pstdev(samples), True)
+    days = product_days if product_days is not None else settings.forecast_default_lead_time_days
+    return LeadTime(float(days), 0.0, False)
+
+
+async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: Settings,
+                today: date, *, horizon_weeks: int | None = None) -> dict[str, Plan]:
+    """Position, projection and suggestion for each forecast SKU, as the ledger is now."""
+    skus = sorted(forecasts)
+    if not skus:
+        return {}
+    products = (await conn.execute(sa.text(
+        """
+        SELECT p.sku, p.name, p.lead_time_days, p.substitutes,
+               coalesce(p.supplier_id, latest.supplier_id) AS supplier_id,
+               coalesce(s.on_hand, 0) AS on_hand, coalesce(s.reserved, 0) AS reserved,
+               coalesce(s.backordered, 0) AS waiting
+        FROM products p
+        LEFT JOIN stock s ON s.sku = p.sku
+        LEFT JOIN LATERAL (
+            SELECT po.supplier_id FROM purchase_order_lines pl
+            JOIN purchase_orders po ON po.po_number = pl.po_number
+            WHERE pl.sku = p.sku ORDER BY po.created_at DESC LIMIT 1) latest ON true
+        WHERE p.sku = ANY(:skus)
+        """), {"skus": skus})).all()
+    supply = await open_lines(conn, skus)
+    suppliers = {p.supplier_id for p in products if p.supplier_id} | {s.supplier_id
+                                                                     for s in supply}
+    quantiles = supplier_quantiles(await delay_samples(conn, suppliers),
+                                   settings.eta_likely_quantile, settings.eta_latest_quantile)
+    lead_samples = await _lead_times(conn, suppliers)
+    substitute_skus = sorted({s for p in products for s in p.substitutes})
+    in_stock = {}
+    if substitute_skus:
+        in_stock = {r.sku: r for r in (await conn.execute(sa.text(
+            """
+            SELECT p.sku, p.name, s.on_hand - s.reserved - s.backordered AS available
+            FROM products p JOIN stock s ON s.sku = p.sku
+            WHERE p.sku = ANY(:skus) AND NOT p.discontinued
+              AND s.on_hand - s.reserved - s.backordered > 0
+            """), {"skus": substitute_skus})).all()}
+    arrivals: dict[str, list[Arrival]] = {}
+    for s in supply:
+        delay = quantiles.get(s.supplier_id)
+        on = shifted(s.expected_at, s.promised_at, delay.likely) if delay else s.expected_at
+        arrivals.setdefault(s.sku, []).append(Arrival(on, int(s.outstanding)))
+    out = {}
+    for p in products:
+        stored = forecasts[p.sku]
+        weekly = stored.means
+        if horizon_weeks is not None:
+            weekly = weekly[:horizon_weeks]
+        position = Position(int(p.on_hand), int(p.reserved), int(p.waiting),
+                            tuple(arrivals.get(p.sku, ())))
+        lead_time = _lead_time(lead_samples.get(p.supplier_id) if p.supplier_id else None,
+                               p.lead_time_days, settings)
+        out[p.sku] = Plan(
+            sku=p.sku, name=p.name, supplier_id=p.supplier_id, position=position,
+            lead_time=lead_time,
+            projection=project(position, stored.first_week, weekly, today),
+            suggestion=suggest(position, stored.first_week, weekly, stored.error_sd,
+                               lead_time, today, service_level=settings.forecast_service_level,
+                               review_weeks=settings.forecast_review_weeks),
+            substitutes=[SubstituteOut(sku=s, name=in_stock[s].name,
+                                       available=int(in_stock[s].available))
+                         for s in p.substitutes if s in in_stock])
+    return out
+
+
+def replenishment_out(plan: Plan) -> ReplenishmentOut:
+    s = plan.suggestion
+    return ReplenishmentOut(
+        sku=plan.sku, name=plan.name, supplier_id=plan.supplier_id,
+        lead_time_days=round(plan.lead_time.mean_days, 1),
+        lead_time_sd_days=round(plan.lead_time.sd_days, 1),
+        lead_time_measured=plan.lead_time.measured,
+        available=plan.position.available, incoming=plan.position.incoming,
+        safety_stock=s.safety_stock, reorder_point=s.reorder_point,
+        suggested_quantity=s.suggested_quantity, order_by=s.order_by,
+        stockout_date=plan.projection.stockout_date,
+        predicted_backorder_units=s.backorder_units,
+        backorder_units_avoided=s.backorder_units_avoided, substitutes=plan.substitutes)
+
+
+# --- Reading ----------------------------------------------------------------------------
+
+
+async def forecast(engine: AsyncEngine, sku: str, settings: Settings, *,
+                   today: date | None = None) -> ForecastOut:
+    """`GET /forecast/{sku}`: recomputed first when its history changed."""
+    today = today or today_utc()
+    async with autocommit(engine).connect() as conn:
+        exists = (await conn.execute(sa.text("SELECT 1 FROM products WHERE sku = :sku"),
+                                     {"sku": sku})).first()
+    if exists is None:
+        raise NotFound("unknown_sku", f"no product with SKU {sku!r}", field="sku")
+    stored = (await compute(engine, [sku], settings, today=today, only_stale=True))[sku]
+    async with autocommit(engine).connect() as conn:
+        plan = (await plans(conn, {sku: stored}, settings, today))[sku]
+        days = await daily_demand(conn, sku, week_of(today) - timedelta(
+            weeks=settings.forecast_history_weeks))
+        weekly = (await weekly_demand(conn, [sku], week_of(today),
+                                      settings.forecast_history_weeks))[sku]
+    first_history = stored.first_week - timedelta(weeks=len(weekly))
+    return ForecastOut(
+        sku=sku, computed_at=stored.computed_at, model=stored.model, pattern=stored.pattern,
+        fallback=stored.fallback, history_weeks=stored.history_weeks,
+        backtest_mae=stored.backtest_mae, backtest_mase=stored.backtest_mase,
+        history=days,
+        weekly_history=[DemandWeekOut(week_start=first_history + timedelta(weeks=i),
+                                      ordered=units) for i, units in enumerate(weekly)],
+        forecast=[ForecastWeekOut(week_start=stored.first_week + timedelta(weeks=i), **w)
+                  for i, w in enumerate(stored.weeks)],
+        projection=[ProjectedWeekOut(**w.__dict__) for w in plan.projection.weeks],
+        stockout_date=plan.projection.stockout_date,
+        predicted_backorder_units=plan.projection.backorder_units,
+        replenishment=replenishment_out(plan))
+
+
+async def replenishment(engine: AsyncEngine, settings: Settings, *,
+                        horizon_weeks: int | None = None, supplier_id: str | None = None,
+                        limit: int = 100, today: date | None = None) -> list[ReplenishmentOut]:
+    """SKUs to order, the most predicted backorder units first, from the stored
+    forecasts (the schedule keeps them fresh) and the stock and supply as they are now."""
+    today = today or today_utc()
+    async with autocommit(engine).connect() as conn:
+        skus = (await conn.execute(sa.text(
+            """
+            SELECT f.sku FROM forecasts f JOIN products p ON p.sku = f.sku
+            WHERE NOT p.discontinued
+            """))).scalars().all()
+        found = await plans(conn, await _stored(conn, skus), settings, today,
+                            horizon_weeks=horizon_weeks)
+    items = [replenishment_out(p) for p in found.values()
+             if p.suggestion.suggested_quantity > 0
+             and (supplier_id is None or p.supplier_id == supplier_id)]
+    items.sort(key=lambda i: (-i.predicted_backorder_units, i.order_by or date.max, i.sku))
+    return items[:limit]
+
+
+# --- The scheduled run ------------------------------------------------------------------
+
+
+async def skus_to_forecast(engine: AsyncEngine) -> list[str]:
+    async with autocommit(engine).connect() as conn:
+        return list((await conn.execute(sa.text(
+            "SELECT sku FROM products WHERE NOT discontinued ORDER BY sku"))).scalars().all())
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    forecast: int
+    fallback: int
+    shortages: int
+
+
+async def refresh(engine: AsyncEngine, skus: Sequence[str], settings: Settings, *,
+                  today: date | None = None) -> BatchOutcome:
+    """Forecast a batch of SKUs, then tell purchasing of each predicted to stock out
+    within its lead time plus `forecast_shortage_horizon_days` (once per cool-down)."""
+    today = today or today_utc()
+    fresh = await compute(engine, skus, settings, today=today)
+    shortages = 0
+
+    async def alert(conn: AsyncConnection) -> int:
+        told = 0
+        for plan in (await plans(conn, fresh, settings, today)).values():
+            if await impending_shortage(conn, plan, settings, today):
+                told += 1
+        return told
+
+    if fresh:
+        shortages = await transaction(engine, alert)
+    return BatchOutcome(len(fresh), sum(s.fallback for s in fresh.values()), shortages)
+
+
+async def impending_shortage(conn: AsyncConnection, plan: Plan, settings: Settings,
+                             today: date) -> bool:
+    """The impending-shortage alert rule: a stockout predicted within the lead time plus
+    the horizon. Records the alert when it fires (debounced like the other alerts)."""
+    stockout = plan.projection.stockout_date
+    horizon = today + timedelta(days=round(plan.lead_time.mean_days)
+                                + settings.forecast_shortage_horizon_days)
+    if stockout is None or stockout > horizon:
+        return False
+    fired = await cooled_down(conn, plan.sku, "impending_shortage",
+                              settings.staff_alert_cooldown_hours)
+    if fired is None:
+        return False
+    s = plan.suggestion
+    await record_staff_alert(
+        conn, settings, Event.IMPENDING_SHORTAGE,
+        key=f"impending_shortage:{plan.sku}:{fired.isoformat()}", sku=plan.sku,
+        shortage=ShortageFacts(
+            sku=plan.sku, product_name=plan.name, stockout_date=stockout,
+            lead_time_days=round(plan.lead_time.mean_days), available=plan.position.available,
+            incoming_units=plan.position.incoming,
+            predicted_backorder_units=round(plan.projection.backorder_units),
+            suggested_quantity=s.suggested_quantity, order_by=s.order_by,
+            reorder_point=s.reorder_point, safety_stock=s.safety_stock,
+            supplier_id=plan.supplier_id,
+            substitutes=", ".join(sub.sku for sub in plan.substitutes) or None))
+    log.info("%s: predicted to stock out on %s; purchasing told", plan.sku, stockout)
+    return True
+
