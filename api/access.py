@@ -137,6 +137,8 @@ RULES: dict[str, Rule] = {
     "GET /dashboard/products/{sku}": page(OPS),
     "GET /dashboard/lines/{line_id}": page(OPS),
     "GET /dashboard/suppliers": page(OPS),
+    "GET /dashboard/replenishment": page(OPS),
+    "GET /dashboard/forecast/{sku}": page(OPS),
     "GET /dashboard/notifications": page(OPS),
     "GET /dashboard/operations": page(OPS),
     "POST /dashboard/operations/outbox/{message_id}/replay": page(OPS),

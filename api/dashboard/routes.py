@@ -28,9 +28,10 @@ from backorders.domain.access import Role
 from backorders.domain.customers import Tier
 from backorders.domain.kpis import KPIS
 from backorders.domain.lifecycle import LineStatus
-from backorders.schemas import CHANNEL_PATTERN, IDENTIFIER_PATTERN, SKU_PATTERN
+from backorders.schemas import CHANNEL_PATTERN, IDENTIFIER_PATTERN, SKU_PATTERN, ForecastOut
 from backorders.services import (
     board,
+    forecasts,
     intake,
     keys,
     kpis,
@@ -51,6 +52,7 @@ fmt.install(templates.env)
 PER_PAGE = 50
 NAV = (("overview", "/dashboard", "Overview"), ("backorders", "/dashboard/backorders", "Backorders"),
        ("products", "/dashboard/products", "Products"), ("suppliers", "/dashboard/suppliers", "Suppliers"),
+       ("replenishment", "/dashboard/replenishment", "Replenishment"),
        ("notifications", "/dashboard/notifications", "Notifications"),
        ("operations", "/dashboard/operations", "Operations"))
 SECURITY_HEADERS = {
@@ -396,6 +398,93 @@ async def suppliers_page(request: Request, services: ServicesDep) -> HTMLRespons
                                      y="days late", points=True)
     return render(request, "suppliers.html", "suppliers", ranking=ranking, charts=charts,
                   deliveries=deliveries)
+
+
+# --- forecasts and replenishment -----------------------------------------------------------
+
+REPLENISHMENT_MAX = 1000
+"""Suggestions a page lists at most (the API's own cap), PER_PAGE at a time."""
+
+
+@router.get("/replenishment")
+async def replenishment_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    """What to order, in the order `GET /replenishment` ranks it. A horizon beyond the
+    forecast's own changes nothing, so the form stops there."""
+    settings = services.settings
+    p = Problems(request)
+    horizon = p.whole("horizon_weeks", low=1, high=settings.forecast_horizon_weeks)
+    supplier_id = p.text("supplier_id")
+    page = p.whole("page", low=1, high=1_000_000) or 1
+    known = sorted(await suppliers.list_suppliers(services.engine),
+                   key=lambda s: ((s.name or s.id).lower(), s.id))
+    if supplier_id is not None and supplier_id not in {s.id for s in known}:
+        p.errors.append(f"supplier_id: {supplier_id[:40]!r} is not a known supplier")
+        supplier_id = None
+    items = await forecasts.replenishment(services.engine, settings, horizon_weeks=horizon,
+                                          supplier_id=supplier_id, limit=REPLENISHMENT_MAX)
+    query = {k: v for k, v in (("horizon_weeks", horizon), ("supplier_id", supplier_id))
+             if v is not None}
+    first = (page - 1) * PER_PAGE
+    return render(request, "replenishment.html", "replenishment", items=items[first:first + PER_PAGE],
+                  first=first, total=len(items), capped=len(items) >= REPLENISHMENT_MAX,
+                  page=page, pages=max(1, -(-len(items) // PER_PAGE)), horizon=horizon,
+                  forecast_weeks=settings.forecast_horizon_weeks, supplier_id=supplier_id,
+                  suppliers=known, names={s.id: s.name for s in known}, problems=p.errors,
+                  page_link=lambda n: "?" + urlencode({**query, "page": n}))
+
+
+def _demand_chart(f: ForecastOut) -> str:
+    """Weekly demand as ordered, then the forecast with its 80% and 95% intervals drawn
+    as bands (each the area between an `edge` and the `band` after it)."""
+    past, ahead = len(f.weekly_history), len(f.forecast)
+    labels = [w.week_start.isoformat() for w in f.weekly_history] + \
+        [w.week_start.isoformat() for w in f.forecast]
+
+    def future(key: str) -> list[float | None]:
+        return [None] * past + [round(getattr(w, key), 1) for w in f.forecast]
+
+    return _chart("line", labels, [
+        {"label": "Ordered", "data": [round(w.ordered, 1) for w in f.weekly_history] + [None] * ahead},
+        {"label": "Forecast", "data": future("mean")},
+        {"label": "95% upper", "data": future("hi95"), "edge": True, "color": "#8a94a6"},
+        {"label": "95% interval", "tip": "95% lower", "data": future("lo95"), "band": True,
+         "color": "#8a94a6"},
+        {"label": "80% upper", "data": future("hi80"), "edge": True, "color": "#157347"},
+        {"label": "80% interval", "tip": "80% lower", "data": future("lo80"), "band": True,
+         "color": "#157347"}], y="units per week")
+
+
+def _stock_chart(f: ForecastOut) -> str:
+    """Available stock projected to each week's end, what arrives and what is asked for,
+    the reorder point, and a marker on the week the stock runs out."""
+    labels = [w.week_start.isoformat() for w in f.projection]
+    datasets: list[dict[str, Any]] = [
+        {"label": "Projected available (week's end)", "data": [round(w.projected, 1) for w in f.projection]},
+        {"label": "Forecast demand", "data": [round(w.demand, 1) for w in f.projection], "type": "bar"},
+        {"label": "Arriving", "data": [w.arriving for w in f.projection], "type": "bar",
+         "color": "#0b7285"},
+        {"label": "Reorder point", "data": [f.replenishment.reorder_point] * len(labels),
+         "dashed": True}]
+    if f.stockout_date is not None:
+        week = (f.stockout_date - timedelta(days=f.stockout_date.weekday())).isoformat()
+        datasets.append({"label": f"Stockout {fmt.day(f.stockout_date)}", "marker": True,
+                         "data": [0 if label == week else None for label in labels]})
+    return _chart("line", labels, datasets, y="units")
+
+
+@router.get("/forecast/{sku}")
+async def forecast_page(request: Request, services: ServicesDep,
+                        sku: Annotated[str, PathParam(pattern=SKU_PATTERN)]) -> HTMLResponse:
+    """One SKU's demand, forecast, projected stock and suggestion, as `GET /forecast/{sku}`
+    answers them (recomputed when its history changed); an unknown SKU is its 404."""
+    from backorders.forecasting.models import min_history_weeks  # numpy: only on use
+
+    f = await forecasts.forecast(services.engine, sku, services.settings)
+    projected = {w.week_start: w for w in f.projection}
+    return render(request, "forecast.html", "replenishment", f=f, sku=sku,
+                  demand_chart=_demand_chart(f), stock_chart=_stock_chart(f),
+                  weeks=[(w, projected.get(w.week_start)) for w in f.forecast],
+                  min_weeks=min_history_weeks(services.settings.forecast_horizon_weeks))
 
 
 # --- notifications ---------------------------------------------------------------------------
