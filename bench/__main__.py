@@ -22,6 +22,10 @@ work cannot slow later figures down:
    eta-honesty  a simulated year of suppliers' delays (`bench/eta_honesty.py`, no
               database): lines delivered by their latest date and the likely date's error,
               against the promised date alone
+   forecast   demand forecasts (`bench/forecast.py`, no database): MASE of the chosen
+              models against the naive and seasonal naive forecasts on synthetic smooth,
+              seasonal, intermittent and lumpy demand, and 1,000 / 10,000 SKUs timed through
+              the forecast process pool (goals: below naive on every shape; 10,000 < 5 min)
 
 Two diagnostics, to split the ratio's gap, run with `--diagnostics` (or `--only`):
    visible    N/2 bare workflows carrying a line's search attributes and status changes:
@@ -67,6 +71,8 @@ from bench.dashboard import NAMESPACE as DASHBOARD_NAMESPACE
 from bench.dashboard import bench_dashboard
 from bench.eta_honesty import bench_eta_honesty
 from bench.eta_honesty import table_rows as eta_honesty_rows
+from bench.forecast import bench_forecast
+from bench.forecast import table_rows as forecast_rows
 from bench.infra import CpuMeter, Infra, rss
 from bench.intake_spike import CEILING_NAMESPACE as SPIKE_CEILING_NAMESPACE
 from bench.intake_spike import NAMESPACE as SPIKE_NAMESPACE
@@ -76,7 +82,9 @@ from worker import simulated_warehouse
 
 RESULTS = Path(__file__).parent / "results"
 SCENARIOS = ["ceiling", "lifecycle", "allocation", "intake", "intake-spike", "dashboard", "scale",
-             "eta-honesty"]
+             "eta-honesty", "forecast"]
+SERVERLESS = {"forecast"}
+"""Scenarios that run before PostgreSQL and Temporal start, and on their own start neither."""
 DIAGNOSTICS = ["visible", "activities"]
 NAMESPACES = ["bench-ceiling", "bench-ceiling-visible", "bench-ceiling-after", "bench-lifecycle-1",
               "bench-lifecycle-2", "bench-allocation", "bench-intake", "bench-scale",
@@ -592,6 +600,7 @@ def table(results: dict[str, Any]) -> str:
             rows.append((f"scale: {p['waiting']} waiting, worker / server RSS",
                          f"{p['worker_rss_mb']:.0f} / {p['server_rss_mb']:.0f} MB", extra))
     rows.extend(eta_honesty_rows(results.get("eta_honesty")))
+    rows.extend(forecast_rows(results.get("forecast")))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     return "\n".join(f"{a:<{width}}  {b:>{vwidth}}  {c_}" for a, b, c_ in rows)
@@ -606,6 +615,11 @@ async def main(args: argparse.Namespace) -> None:
         "parameters": vars(args),
     }
     began = time.perf_counter()
+    if "forecast" in args.scenarios:  # timed on CPU: the machine to itself, no servers yet
+        results["forecast"] = await bench_forecast()
+    if not set(args.scenarios) - SERVERLESS:
+        report(results, began)
+        return
     try:
         infra.start()
         engine = create_engine(Settings(_env_file=None, database_url=infra.database_url,
@@ -655,6 +669,10 @@ async def main(args: argparse.Namespace) -> None:
         await dispose(engine)
     finally:
         infra.shutdown()
+    report(results, began)
+
+
+def report(results: dict[str, Any], began: float) -> None:
     results["total_seconds"] = time.perf_counter() - began
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
