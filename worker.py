@@ -18,7 +18,7 @@ from activities.dispatch import DispatchActivities
 from activities.forecast import ForecastActivities
 from activities.notify import NotifyActivities
 from activities.warehouse import SimulatedWarehouse, StepDelays, Warehouse
-from backorders import logs, runtime
+from backorders import logs, metrics, runtime, tracing
 from backorders.db import create_engine, dispose
 from backorders.forecasting import runner as forecast_runner
 from backorders.notify import templates
@@ -74,6 +74,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[LineWorkflow, DigestWorkflow, ForecastWorkflow],
         activities=[*dispatch.all(), *notify.all(), *forecasting.all()],
+        interceptors=[logs.ActivityIds()],
         **worker_options(settings),
     )
 
@@ -81,9 +82,11 @@ def build_worker(
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     templates.check_all()  # a broken template stops the worker before it takes any work
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings)
+        engine = create_engine(settings, "worker")
         stack.push_async_callback(dispose, engine)
-        client = await connect(settings, attempts=60)
+        telemetry = metrics.worker_runtime(settings.worker_metrics_address) \
+            if settings.worker_metrics_address else None
+        client = await connect(settings, attempts=60, runtime=telemetry)
         await ensure_search_attributes(client, settings.temporal_namespace)
         await ensure_forecast_schedule(client, settings)
         stack.callback(forecast_runner.shutdown)
@@ -91,8 +94,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         worker = build_worker(client, engine, settings, simulated_warehouse(engine, settings),
                               notifier)
         relay = OutboxRelay(OutboxDeliverer(engine, client, settings), settings)
-        log.info("worker polling task queue %r on %s", settings.task_queue,
-                 settings.temporal_address)
+        log.info("worker polling task queue %r on %s%s", settings.task_queue,
+                 settings.temporal_address,
+                 f"; metrics on http://{settings.worker_metrics_address}/metrics"
+                 if telemetry is not None else "")
         runtime.tune_gc()
         async with worker:
             relay_task = asyncio.create_task(relay.run(stop))
@@ -108,11 +113,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     settings = get_settings()
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     try:
         settings.check_secrets()
     except DefaultSecret as exc:
         raise SystemExit(f"worker: {exc}") from None
+    tracing.setup(settings, "backorders-worker")
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -12,6 +12,7 @@ it its own channel's orders alone (`Caller.sees_channel`)."""
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import logging
@@ -63,6 +64,8 @@ class Rule:
     limited: bool = True
     """Counted against the caller's rate limit (probes are not: a flood of bad keys from
     one address must not make the load balancer drop the instance)."""
+    metrics_token: bool = False
+    """The metrics token is accepted in place of a key."""
 
     def allows(self, role: Role) -> bool:
         return role is ADMIN or role in self.roles
@@ -74,6 +77,12 @@ def allow(*roles: Role, scoped: bool = False) -> Rule:
 
 def page(*roles: Role) -> Rule:
     return Rule(roles=frozenset(roles), session=True)
+
+
+def scraper(*roles: Role) -> Rule:
+    """For Prometheus: a key with one of `roles`, or the metrics token (METRICS_TOKEN)
+    so a scraper needs no API key; not rate limited."""
+    return Rule(roles=frozenset(roles), metrics_token=True, limited=False)
 
 
 def public(why: str, *, limited: bool = True) -> Rule:
@@ -148,6 +157,9 @@ RULES: dict[str, Rule] = {
     "POST /dashboard/login": public("proves the key typed into the form"),
     "POST /dashboard/logout": public("ends whatever session the cookie holds"),
     "GET /health": public("load balancers and probes", limited=False),
+    "GET /health/live": public("the orchestrator's liveness probe", limited=False),
+    "GET /health/ready": public("the load balancer's readiness probe", limited=False),
+    "GET /metrics": scraper(OPS),
     "GET /": public("redirects to the dashboard"),
 }
 
@@ -253,13 +265,19 @@ async def identify(services: Any, rule: Rule, scope: Scope) -> Caller | None:
     if rule.session:
         return await _session_caller(services, scope)
     presented = _bearer(scope)
+    token = services.settings.metrics_token
+    if rule.metrics_token and presented and token is not None and hmac.compare_digest(
+            presented.encode(), token.get_secret_value().encode()):
+        return None
     caller = await keys.authenticate(services.engine, services.settings, presented) \
         if presented else None
     if caller is None:
-        await limits.spend(_client(scope))
+        if rule.limited:
+            await limits.spend(_client(scope))
         raise Unauthorized("unauthorized", "send a valid API key: `Authorization: Bearer <key>`"
                            if presented is None else "this API key is not valid")
-    await limits.spend(f"key:{caller.key_id}")
+    if rule.limited:
+        await limits.spend(f"key:{caller.key_id}")
     return caller
 
 
@@ -305,6 +323,7 @@ class AccessGate:
             await self.app(scope, receive, send)
             return
         op, params = matched
+        scope.setdefault("state", {})["operation"] = op.name
         method, path = scope["method"], op.name.partition(" ")[2]
         services = app.state.services
         rule = RULES[op.name]

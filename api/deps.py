@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from backorders.services.gauges import Cached
 from backorders.services.unit_of_work import TO_RELAY, HandOff
 from backorders.settings import Settings
 from handoff.deliver import OutboxDeliverer
@@ -28,6 +29,8 @@ class Services:
     client: Client
     deliverer: OutboxDeliverer
     rate_limits: RateLimits
+    gauges: Cached
+    """The ledger's gauges for /metrics, read at most every few seconds."""
 
     backlog_seen: tuple[float, int] = (0.0, 0)
     """(when, pending hand-offs): looked at no more than once a second."""

@@ -39,7 +39,11 @@ T = TypeVar("T")
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, role: str | None = None) -> AsyncEngine:
+    """The engine (and, on first use, the direct pool) for an "api" or "worker" process,
+    sized by that role's pool setting; without a role, `DB_POOL_SIZE`."""
+    if role is not None:
+        settings = settings.model_copy(update={"db_pool_size": settings.pool_size(role)})
     engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -50,6 +54,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
             "connect_timeout": 5,
+            **settings.database_tls,
         },
     )
     _SETTINGS[engine] = settings
@@ -117,7 +122,8 @@ async def direct(engine: AsyncEngine) -> AsyncConnectionPool:
             max_size=settings.db_pool_size + settings.db_max_overflow,
             kwargs={"autocommit": True, "row_factory": namedtuple_row, "connect_timeout": 5,
                     "application_name": DIRECT_APPLICATION_NAME,
-                    "options": f"-c statement_timeout={settings.db_statement_timeout_ms}"},
+                    "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+                    **settings.database_tls},
             # A connection that died with the server is found when its statement fails,
             # then thrown away (and the unit of work retried), as with the engine.
             check=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -18,3 +19,19 @@ def upgrade(database_url: str) -> None:
     cfg.attributes["database_url"] = Settings(database_url=database_url).database_url
     cfg.attributes["configure_logging"] = False
     command.upgrade(cfg, "head")
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    """The newest schema revision this code was written for."""
+    from alembic.script import ScriptDirectory
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    found = ScriptDirectory.from_config(cfg).get_current_head()
+    assert found is not None, "no migrations"
+    return found
+
+
+CURRENT = "SELECT version_num FROM alembic_version"
+"""The database's schema revision (alembic's own table)."""

@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "backorders"
+    # Temporal over TLS: a CA to trust (files, PEM) when the server's certificate is not
+    # signed by a public one; a client certificate and key for mTLS; the name the
+    # server's certificate carries when it differs from the address's host. Temporal
+    # Cloud takes either mTLS or an API key (which implies TLS).
+    temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
 
     # Embedded stack (used only by `make run` when DATABASE_URL / TEMPORAL_ADDRESS are unset).
     data_dir: Path = Path(".data")
@@ -33,8 +43,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
-    # Database pool.
+    # Database pool: per process, so API processes and workers may differ
+    # (`API_DB_POOL_SIZE`, `WORKER_DB_POOL_SIZE`; unset: `DB_POOL_SIZE`). A managed
+    # PostgreSQL usually wants TLS: `DATABASE_SSLMODE=verify-full` (or `?sslmode=` in the
+    # URL), with `DATABASE_SSLROOTCERT` for a private CA.
     db_pool_size: int = 10
+    api_db_pool_size: int | None = None
+    worker_db_pool_size: int | None = None
+    database_sslmode: str | None = None
+    database_sslrootcert: Path | None = None
     db_max_overflow: int = 10
     db_statement_timeout_ms: int = 30_000
 
@@ -168,6 +185,21 @@ class Settings(BaseSettings):
     embedded_stack: bool = False
 
     log_level: str = "INFO"
+    # "json": one JSON object a line with the request, order, line, workflow and
+    # receipt ids it concerns (for a log pipeline); "text": for people at a terminal.
+    log_format: str = "text"
+
+    # Metrics (Prometheus). The API serves /metrics to ops keys, or to this token
+    # (`Authorization: Bearer <token>`) so a scraper needs no API key; each worker serves
+    # the SDK's metrics and its own on this address (empty: none).
+    metrics_token: SecretStr | None = None
+    worker_metrics_address: str = ""
+    metrics_top_skus: int = 20
+    """SKUs shown one by one in the waiting gauges (the rest only in the totals)."""
+    metrics_cache_seconds: float = 5.0
+    """The ledger's gauges are read at most this often per API process."""
+    # Tracing (OpenTelemetry, OTLP exporter configured by the standard OTEL_* variables).
+    tracing: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -177,6 +209,48 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix):]
         return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError('LOG_FORMAT is "text" or "json"')
+        return value
+
+    @field_validator("database_sslmode")
+    @classmethod
+    def _sslmode(cls, value: str | None) -> str | None:
+        modes = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+        if value is not None and value not in modes:
+            raise ValueError(f"DATABASE_SSLMODE is one of {', '.join(modes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (mTLS)")
+        return self
+
+    def pool_size(self, role: str) -> int:
+        """The pool size for an "api" or a "worker" process."""
+        own = {"api": self.api_db_pool_size, "worker": self.worker_db_pool_size}[role]
+        return own if own is not None else self.db_pool_size
+
+    @property
+    def database_tls(self) -> dict[str, str]:
+        """libpq's TLS parameters, for every connection we open (engine, direct pool,
+        migrations); a `?sslmode=` in DATABASE_URL works too."""
+        params = {}
+        if self.database_sslmode:
+            params["sslmode"] = self.database_sslmode
+        if self.database_sslrootcert:
+            params["sslrootcert"] = str(self.database_sslrootcert)
+        return params
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(self.temporal_tls or self.temporal_tls_ca or self.temporal_tls_cert
+                    or self.temporal_tls_server_name or self.temporal_api_key)
 
     @field_validator("eta_likely_quantile", "eta_latest_quantile")
     @classmethod

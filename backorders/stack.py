@@ -23,7 +23,7 @@ import httpx
 from backorders import logs
 from backorders.db import create_engine, dispose
 from backorders.domain.access import Caller
-from backorders.embedded.ports import port_in_use
+from backorders.embedded.ports import free_port, port_in_use
 from backorders.embedded.servers import LocalServers, PortTaken
 from backorders.schemas import NewKeyOut
 from backorders.services import keys
@@ -99,6 +99,9 @@ class Stack:
             raise SystemExit(f"port {s.api_port} is taken; set API_PORT")
         # The children may use the published default secrets: this stack is one machine's.
         self.env["EMBEDDED_STACK"] = "1"
+        if not self.env.get("WORKER_METRICS_ADDRESS"):
+            port = 9464 if not port_in_use(9464, "127.0.0.1") else free_port()
+            self.env["WORKER_METRICS_ADDRESS"] = f"127.0.0.1:{port}"
         self._spawn("worker", [sys.executable, str(ROOT / "worker.py")])
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory",
                             "--host", s.api_host, "--port", str(s.api_port),
@@ -152,13 +155,18 @@ class Stack:
         if temporal is not None:
             lines.append(f"  Temporal UI   http://{temporal.host}:{s.temporal_ui_port}"
                          f"   (namespace {s.temporal_namespace})")
+        data = self.settings.data_dir
         lines.append(f"  Temporal      {self.env['TEMPORAL_ADDRESS']}"
-                     + ("   (dev server, state in .data/temporal.db)" if temporal else ""))
+                     + (f"   (dev server, state in {data / 'temporal.db'})" if temporal else ""))
         database = self.env["DATABASE_URL"]
         lines.append(f"  PostgreSQL    {database}"
-                     + ("   (embedded, data in .data/pg)" if self.servers.postgres else ""))
+                     + (f"   (embedded, data in {data / 'pg'})" if self.servers.postgres else ""))
         lines.append(f"  Worker        pid {self.children['worker'].pid}, "
                      f"task queue {s.task_queue!r}")
+        worker_metrics = self.env.get("WORKER_METRICS_ADDRESS")
+        lines.append(f"  Metrics       http://{s.api_host}:{s.api_port}/metrics   (ops key or "
+                     "METRICS_TOKEN)" + (f"; worker http://{worker_metrics}/metrics"
+                                        if worker_metrics else ""))
         make_key = ".venv/bin/python -m backorders keys create --role ROLE --name NAME"
         if self.first_key is not None:
             lines += ["", "First admin key (shown only this once; store it now):",
@@ -221,7 +229,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> None:
     settings = Settings()
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     os.chdir(ROOT)
     stack = Stack(settings)
     # Installed explicitly: a shell that backgrounds us may have set SIGINT to ignored.

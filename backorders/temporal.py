@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -18,9 +19,10 @@ from temporalio.converter import (
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from backorders import search_attributes
+from backorders import search_attributes, tracing
 from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,43 @@ converter wrote read with the other, so recorded histories and workers of either
 mix."""
 
 
-async def connect(settings: Settings, *, attempts: int = 1, lazy: bool = False) -> Client:
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS as the settings ask: off, the system's trust store (`TEMPORAL_TLS=true`, or
+    implied by an API key), a private CA, a client certificate for mTLS, and the name
+    the server's certificate carries. Files are read now: a missing one fails at start,
+    naming the setting, not at the first call."""
+    if not settings.temporal_uses_tls:
+        return False
+
+    def read(name: str, path: Path | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
+
+    return TLSConfig(
+        server_root_ca_cert=read("TEMPORAL_TLS_CA", settings.temporal_tls_ca),
+        domain=settings.temporal_tls_server_name,
+        client_cert=read("TEMPORAL_TLS_CERT", settings.temporal_tls_cert),
+        client_private_key=read("TEMPORAL_TLS_KEY", settings.temporal_tls_key),
+    )
+
+
+async def connect(settings: Settings, *, attempts: int = 1, lazy: bool = False,
+                  runtime: Runtime | None = None) -> Client:
     """Connect, retrying for a while when the server is still starting. `lazy`: connect
-    on first use instead (the API starts whether or not Temporal is up)."""
+    on first use instead (the API starts whether or not Temporal is up). The same TLS,
+    API key and tracing for every process: API, worker and CLI."""
+    tls = tls_config(settings)
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     for attempt in range(1, attempts + 1):
         try:
             return await Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace,
-                data_converter=DATA_CONVERTER, lazy=lazy,
+                data_converter=DATA_CONVERTER, lazy=lazy, tls=tls, api_key=api_key,
+                runtime=runtime, interceptors=tracing.client_interceptors(settings),
             )
         except RuntimeError:
             if attempt == attempts:

@@ -19,6 +19,10 @@ def _url() -> str:
     return config.attributes.get("database_url") or Settings().database_url
 
 
+def _connect_args() -> dict[str, str]:
+    return {} if config.attributes.get("database_url") else Settings().database_tls
+
+
 def run_migrations_offline() -> None:
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
@@ -26,7 +30,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = sa.create_engine(_url(), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(_url(), poolclass=sa.pool.NullPool, connect_args=_connect_args())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():

@@ -78,7 +78,8 @@ def base_settings(database_url: str) -> Settings:
         db_pool_size=20,
         db_max_overflow=20,
         api_rate_limit="100000/minute",
-        forecast_processes=0,  # the models in a thread: no process to spawn per test
+        forecast_processes=0,
+        metrics_cache_seconds=0,  # the models in a thread: no process to spawn per test
     )
 
 

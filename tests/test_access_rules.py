@@ -59,6 +59,8 @@ EXPECTED: dict[str, set[Role] | str] = {
     "GET /customers/{customer_id}/opt-out": PUBLIC,
     "POST /sms/inbound": PUBLIC,
     "GET /health": PUBLIC,
+    "GET /health/live": PUBLIC,
+    "GET /health/ready": PUBLIC,
 }
 
 SAMPLE = {"uuid": str(uuid.UUID(int=7)), "integer": 1, "key_id": "0123456789ab"}

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
+from backorders import migrate
 from backorders.db import ping
 
 router = APIRouter(tags=["health"])
@@ -62,3 +63,36 @@ async def health(services: ServicesDep) -> JSONResponse:
         content={"status": "ok" if healthy else "degraded", **checks, **backlog},
         headers=None if healthy else {"Retry-After": "5"},
     )
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """The process answers: restart it only when this fails. Nothing outside the
+    process is asked, so an outage of the database or Temporal never restarts the API."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready")
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Send traffic here only when this is 200: the database answers with the schema
+    this code expects (migrations current) and Temporal answers. 503 with what is not."""
+    checks: dict[str, str] = {}
+    try:
+        async with services.engine.connect() as conn:
+            current = (await asyncio.wait_for(conn.execute(sa.text(migrate.CURRENT)),
+                                              timeout=3)).scalar()
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if current == migrate.head() else \
+            f"at {current}, expected {migrate.head()}: run `alembic upgrade head`"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks["migrations"] = "unknown"
+    try:
+        await asyncio.wait_for(services.client.service_client.check_health(), timeout=3)
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = f"unavailable: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(status_code=200 if healthy else 503,
+                        content={"status": "ready" if healthy else "not_ready", **checks},
+                        headers=None if healthy else {"Retry-After": "5"})

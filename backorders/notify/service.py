@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backorders import metrics
 from backorders.contracts.activities import LineNotice, NotifyOutcome
 from backorders.db import Direct, autocommit, direct_once, direct_transaction, query
 from backorders.domain import queue
@@ -286,6 +287,7 @@ class Notifier:
             if not attempts:
                 await store.finish(self._engine, notification_id, status="suppressed",
                                    attempt_log=[], reason="opted out before it was sent")
+                metrics.recorder().notification("none", "suppressed")
                 return "suppressed"
         else:
             attempts = store.attempts_of(row)
@@ -314,11 +316,14 @@ class Notifier:
             log_entries.append({"channel": attempt.channel.value, "via": attempt.via.value,
                                 "to": attempt.to, "result": "sent",
                                 "at": datetime.now().astimezone().isoformat()})
-            await store.finish(
+            alert_seconds = await store.finish(
                 self._engine, notification_id, status="sent", attempt_log=log_entries,
                 channel=attempt.channel.value, recipient=attempt.to, subject=rendered.subject,
                 body_text=rendered.text, body_html=rendered.html,
                 provider_id=delivery.provider_id)
+            metrics.recorder().notification(attempt.channel.value, "sent")
+            if alert_seconds is not None:
+                metrics.recorder().time_to_alert(alert_seconds)
             log.info("notification %s (%s) sent to %s by %s", notification_id, row.event,
                      attempt.to, attempt.via.value)
             return "sent"
@@ -326,6 +331,8 @@ class Notifier:
                            attempt_log=log_entries,
                            reason="every channel failed: " + "; ".join(
                                f"{e['channel']}: {e['error']}" for e in log_entries))
+        metrics.recorder().notification(attempts[-1].channel.value if attempts else "none",
+                                        "failed")
         return "failed"
 
     # --- digests -------------------------------------------------------------------------

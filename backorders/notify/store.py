@@ -315,9 +315,17 @@ async def get(engine: AsyncEngine, notification_id: int) -> Any | None:
     return await direct_one(engine, _GET, {"id": notification_id})
 
 
+ALERT_ALLOCATION = "CAST(a.id AS text) = split_part(n.idempotency_key, ':', 3)"
+"""Joins an `allocated` message `n` to its allocation `a`: the message's key is
+`<line>:allocated:<allocation>`, and the allocation's created_at is its transaction's."""
+TIMED_ALERT = ("n.event = 'allocated' AND n.audience = 'customer' AND n.status = 'sent' "
+               "AND n.send_after IS NULL")
+"""The messages time to alert is measured on: quiet hours or a digest (`send_after`)
+held the others, and that wait was the customer's, not ours."""
+
 _FINISH = sa.text(
-    """
-    UPDATE notifications
+    f"""
+    UPDATE notifications n
     SET status = :status, reason = coalesce(:reason, reason),
         channel = :channel, recipient = :recipient, subject = :subject,
         body_text = :text, body_html = :html, provider_id = :provider_id,
@@ -327,7 +335,9 @@ _FINISH = sa.text(
         failed_at = CASE WHEN :status = 'failed' THEN now() END,
         facts = facts - CAST(:lease_keys AS text[])
     WHERE id = :id
-    RETURNING id
+    RETURNING n.id, CASE WHEN {TIMED_ALERT} THEN (
+        SELECT extract(epoch FROM n.sent_at - a.created_at) FROM allocations a
+        WHERE {ALERT_ALLOCATION}) END AS alert_seconds
     """
 )
 
@@ -345,13 +355,17 @@ async def finish(
     body_text: str | None = None,
     body_html: str | None = None,
     provider_id: str | None = None,
-) -> None:
-    await direct_one(engine, _FINISH, {
+) -> float | None:
+    """Record how a notification ended; for a timed alert (`TIMED_ALERT`) sent now, the
+    seconds since its allocation."""
+    row = await direct_one(engine, _FINISH, {
         "id": notification_id, "status": status, "reason": reason,
         "channel": channel, "recipient": recipient, "subject": subject,
         "text": body_text, "html": body_html, "provider_id": provider_id,
         "log": json.dumps(attempt_log, default=str), "lease_keys": LEASE_KEYS,
     })
+    return float(row.alert_seconds) if row is not None and row.alert_seconds is not None \
+        else None
 
 
 NOTIFICATION_COLUMNS = (

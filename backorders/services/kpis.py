@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backorders.domain.kpis import AGEING_BUCKETS, COUNTS, KPIS, Kpi, Shape
+from backorders.notify.store import ALERT_ALLOCATION, TIMED_ALERT
 from backorders.services.errors import Invalid
 
 Bucket = Literal["day", "week"]
@@ -108,18 +109,15 @@ _MESSAGES = """
     WHERE n.audience = 'customer' AND n.status IN ('sent', 'failed')
 """
 
-_ALERT_TIMES = """
+_ALERT_TIMES = f"""
     SELECT n.sent_at AS at, n.sku, o.channel, n.customer_id,
            extract(epoch FROM n.sent_at - a.created_at) AS value
     FROM notifications n
-    JOIN allocations a ON CAST(a.id AS text) = split_part(n.idempotency_key, ':', 3)
+    JOIN allocations a ON {ALERT_ALLOCATION}
     LEFT JOIN orders o ON o.id = n.order_id
-    WHERE n.event = 'allocated' AND n.audience = 'customer' AND n.status = 'sent'
-      AND n.send_after IS NULL
+    WHERE {TIMED_ALERT}
 """
-"""An `allocated` message's key is `<line>:allocated:<allocation>`: the allocation's
-created_at is its transaction's time. Messages the customer's quiet hours or digest held
-(`send_after`) are left out: the wait was theirs, not ours."""
+"""The same measure as the `backorders_time_to_alert_seconds` metric (`notify.store`)."""
 
 _PLACED_LINES = f"""
     SELECT l.created_at AS at, {_LINE_SCOPE}, l.quantity, l.fulfillable_quantity,

@@ -11,12 +11,14 @@ transaction, after the work, so the change and its record never disagree."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backorders import metrics
 from backorders.contracts.line import LineMessage
 from backorders.db import transaction
 from backorders.services import audit as audit_trail
@@ -45,6 +47,9 @@ class UnitOfWork:
     audit: Audit | None = None
     to_relay: bool = False
     """Every message goes to the relays, none is delivered by the writer (`TO_RELAY`)."""
+    allocated: bool = False
+    """Free units were handed to waiting lines: the transaction's duration is measured
+    (`backorders_allocation_seconds`)."""
 
     async def send(self, messages: Sequence[tuple[Any, LineMessage]], *,
                    priority: int = 0) -> None:
@@ -85,7 +90,10 @@ async def run(engine: AsyncEngine, settings: Settings,
             await audit_trail.record(conn, uow.audit, "accepted")
         return result
 
+    started = time.perf_counter()
     result = await transaction(engine, in_transaction)
+    if attempt and attempt[0].allocated:
+        metrics.recorder().allocation(time.perf_counter() - started)
     if audit is not None:
         audit.recorded = True
     if hand_off is not None:

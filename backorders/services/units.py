@@ -49,6 +49,7 @@ async def units_changed(
     to_release = set(orders)
     for row in sorted(rows, key=lambda r: r.sku):
         if restock is not None:
+            uow.allocated = True
             run = await allocate_to_queue(uow, row, restock)
             settled.allocations[row.sku] = run.allocations
             to_release.update(run.held_orders)

@@ -1,0 +1,283 @@
+"""What ops' machines see: /metrics (route templates, the ledger's gauges, allocation and
+alert timings) behind a key or the metrics token, liveness and readiness probes, request
+ids in and out and on every log record, JSON logs, and a worker's own metrics port."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import uuid
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from api.app import create_app
+from backorders import logs, metrics
+from backorders.domain.access import Role
+from backorders.embedded.ports import free_port
+from backorders.temporal import connect, tls_config
+from tests.support import (
+    api_client,
+    bearer,
+    eventually,
+    make_product,
+    new_key,
+    order_body,
+    place,
+    receive,
+    scalar,
+    start_worker,
+)
+
+TOKEN = "metrics-token-0123456789abcdef"
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(found: dict, name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+@pytest.fixture
+def metered(settings):
+    return settings.model_copy(update={"metrics_token": SecretStr(TOKEN)})
+
+
+@pytest.fixture
+async def metered_api(temporal_env, db, metered, worker):
+    app = create_app(metered, engine=db, client=temporal_env.client)
+    async with api_client(app, db, metered) as client:
+        yield client
+
+
+async def scrape(api: httpx.AsyncClient) -> dict:
+    r = await api.get("/metrics", headers=bearer(TOKEN))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    return samples(r.text)
+
+
+async def test_metrics_need_the_token_or_an_ops_key(metered_api, db, metered):
+    assert (await metered_api.get("/metrics", headers={"Authorization": ""})).status_code == 401
+    assert (await metered_api.get("/metrics", headers=bearer("not-the-token"))).status_code == 401
+    erp = await new_key(db, metered, Role.ERP)
+    assert (await metered_api.get("/metrics", headers=bearer(erp))).status_code == 403
+    ops = await new_key(db, metered, Role.OPS)
+    assert (await metered_api.get("/metrics", headers=bearer(ops))).status_code == 200
+    assert (await metered_api.get("/metrics", headers=bearer(TOKEN))).status_code == 200
+
+
+async def test_the_token_opens_metrics_and_nothing_else(metered_api):
+    r = await metered_api.get("/backorders", headers=bearer(TOKEN))
+    assert r.status_code == 401
+
+
+async def test_requests_are_counted_by_route_template_method_and_status(metered_api):
+    before = await scrape(metered_api)
+    order_id = uuid.uuid4()
+    assert (await metered_api.get(f"/orders/{order_id}")).status_code == 404
+    assert (await metered_api.get("/no/such/path")).status_code == 404
+    after = await scrape(metered_api)
+
+    def grew(route: str, status: str) -> float:
+        name = "backorders_http_requests_total"
+        labels = {"route": route, "method": "GET", "status": status}
+        return (value(after, name, **labels) or 0) - (value(before, name, **labels) or 0)
+
+    assert grew("/orders/{order_id}", "404") == 1
+    assert grew("unmatched", "404") == 1
+    assert not any(str(order_id) in str(key) for key in after)
+    assert value(after, "backorders_http_request_duration_seconds_count",
+                 route="/orders/{order_id}", method="GET") >= 1
+
+
+async def test_gauges_show_what_waits_per_sku_and_in_total(metered_api, db):
+    await make_product(metered_api, "G-1")
+    await make_product(metered_api, "G-2")
+    await place(metered_api, "M-1", [("G-1", 5)])
+    await place(metered_api, "M-2", [("G-1", 2), ("G-2", 1)])
+    found = await scrape(metered_api)
+    assert value(found, "backorders_waiting_units") == 8
+    assert value(found, "backorders_waiting_lines") == 3
+    assert value(found, "backorders_sku_waiting_units", sku="G-1") == 7
+    assert value(found, "backorders_sku_waiting_lines", sku="G-1") == 2
+    assert value(found, "backorders_sku_waiting_units", sku="G-2") == 1
+    for name in ("backorders_outbox_pending", "backorders_outbox_oldest_pending_seconds",
+                 "backorders_outbox_dead", "backorders_intake_backlog", "backorders_intake_dead"):
+        assert value(found, name) is not None, name
+
+
+async def test_the_waiting_gauges_name_only_the_top_skus(temporal_env, db, metered, worker):
+    few = metered.model_copy(update={"metrics_top_skus": 1})
+    app = create_app(few, engine=db, client=temporal_env.client)
+    async with api_client(app, db, few) as api:
+        for sku, quantity in (("T-1", 1), ("T-2", 3)):
+            await make_product(api, sku)
+            await place(api, f"T-{sku}", [(sku, quantity)])
+        found = await scrape(api)
+    assert value(found, "backorders_sku_waiting_units", sku="T-2") == 3
+    assert value(found, "backorders_sku_waiting_units", sku="T-1") is None
+    assert value(found, "backorders_waiting_units") == 4
+
+
+async def test_an_allocation_and_the_alert_it_causes_are_timed(metered_api, db):
+    await make_product(metered_api, "AL-1")
+    await place(metered_api, "AL-ORDER", [("AL-1", 2)])
+    before = await scrape(metered_api)
+    await receive(metered_api, "R-AL-1", "AL-1", 2)
+    await eventually(lambda: scalar(db, "SELECT count(*) FROM notifications WHERE "
+                                        "event = 'allocated' AND status = 'sent'"))
+    after = await scrape(metered_api)
+
+    def grew(name: str, **labels: str) -> float:
+        return (value(after, name, **labels) or 0) - (value(before, name, **labels) or 0)
+
+    assert grew("backorders_allocation_seconds_count") == 1
+    assert grew("backorders_time_to_alert_seconds_count") == 1
+    assert grew("backorders_notifications_sent_total", channel="email", outcome="sent") >= 1
+    assert value(after, "backorders_notifications", channel="email", status="sent") >= 1
+
+
+async def test_liveness_asks_nothing_and_readiness_checks_database_temporal_and_schema(
+        metered_api, db):
+    live = await metered_api.get("/health/live", headers={"Authorization": ""})
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = await metered_api.get("/health/ready", headers={"Authorization": ""})
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "database": "ok", "migrations": "ok",
+                            "temporal": "ok"}
+    current = await scalar(db, "SELECT version_num FROM alembic_version")
+    async with db.begin() as conn:
+        await conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    try:
+        behind = await metered_api.get("/health/ready")
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"),
+                               {"v": current})
+    assert behind.status_code == 503 and behind.headers["retry-after"]
+    assert behind.json()["migrations"].startswith("at 0001, expected ")
+
+
+async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(metered_api, caplog):
+    caplog.set_level(logging.INFO)
+    handler_filter = logs._WithIds()
+    caplog.handler.addFilter(handler_filter)
+    try:
+        given = await metered_api.get("/orders", headers={"X-Request-Id": "abc-123"})
+        made = await metered_api.get("/orders")
+        odd = await metered_api.get("/orders", headers={"X-Request-Id": "bad id <script>"})
+        await make_product(metered_api, "RID-1")
+        r = await metered_api.post("/orders", headers={"X-Request-Id": "order-req-1"},
+                                   json=order_body("RID-ORDER", [("RID-1", 1)]))
+        assert r.status_code == 201, r.text
+    finally:
+        caplog.handler.removeFilter(handler_filter)
+    assert given.headers["x-request-id"] == "abc-123"
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
+    tagged = [r for r in caplog.records if getattr(r, "request_id", None) == "order-req-1"]
+    assert tagged, "the order's log records carry the request id"
+
+
+def test_json_logs_carry_the_bound_ids_as_fields():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter("json"))
+    handler.addFilter(logs._WithIds())
+    logger = logging.getLogger("tests.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with logs.bind(request_id="r-1", order_id="o-1"), logs.bind(line_id="l-1"):
+            logger.warning("line %s waits", "l-1", extra={"receipt_id": "rc-1"})
+        logger.warning("outside")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "line l-1 waits" and first["level"] == "WARNING"
+    assert (first["request_id"], first["order_id"], first["line_id"], first["receipt_id"]) == \
+        ("r-1", "o-1", "l-1", "rc-1")
+    assert first["logger"] == "tests.json" and "time" in first
+    assert "request_id" not in second
+
+
+def test_text_logs_end_with_the_ids():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    with logs.bind(request_id="r-9"):
+        logs._WithIds().filter(record)
+    assert logs.formatter("text").format(record).endswith("hello [request_id=r-9]")
+
+
+async def test_a_worker_serves_the_sdks_metrics_and_ours_on_its_own_port(
+        temporal_env, db, settings, api):
+    """A real client with the metrics runtime, on its own port: the SDK's task metrics and
+    our notification counter and alert timing come from the same endpoint."""
+    previous = metrics.recorder()
+    address = f"127.0.0.1:{free_port()}"
+    runtime = metrics.worker_runtime(address)
+    try:
+        client = await connect(settings.model_copy(update={
+            "temporal_address": temporal_env.client.service_client.config.target_host}),
+            runtime=runtime)
+        own = settings.model_copy(update={"task_queue": settings.task_queue + "-m"})
+        async with start_worker(client, db, own):
+            app = create_app(own, engine=db, client=client)
+            async with api_client(app, db, own) as metered:
+                await make_product(metered, "WM-1")
+                await place(metered, "WM-ORDER", [("WM-1", 1)])
+                await receive(metered, "R-WM-1", "WM-1", 1)
+                await eventually(lambda: scalar(
+                    db, "SELECT count(*) FROM notifications WHERE event = 'allocated' "
+                        "AND status = 'sent'"))
+
+                async def exported() -> dict | None:
+                    async with httpx.AsyncClient() as http:
+                        text = (await http.get(f"http://{address}/metrics")).text
+                    found = samples(text)
+                    names = {name for name, _ in found}
+                    if "backorders_time_to_alert_seconds_count" in names:
+                        return found
+                    return None
+
+                found = await eventually(exported)
+    finally:
+        metrics.install(previous)
+    names = {name for name, _ in found}
+    assert any(n.startswith("temporal_workflow_task_schedule_to_start_latency") for n in names)
+    assert any(n.startswith("temporal_activity_execution_latency") for n in names)
+    assert "backorders_allocation_seconds_count" in names
+    sent = [v for (name, labels), v in found.items()
+            if name == "backorders_notifications_sent_total" and ("outcome", "sent") in labels]
+    assert sum(sent) >= 1
+
+
+def test_temporal_tls_settings_build_the_sdks_tls_config(settings, tmp_path):
+    assert tls_config(settings) is False
+    ca, cert, key = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    for f, body in ((ca, b"CA"), (cert, b"CERT"), (key, b"KEY")):
+        f.write_bytes(body)
+    mtls = tls_config(settings.model_copy(update={
+        "temporal_tls_ca": ca, "temporal_tls_cert": cert, "temporal_tls_key": key,
+        "temporal_tls_server_name": "temporal.internal"}))
+    assert (mtls.server_root_ca_cert, mtls.client_cert, mtls.client_private_key, mtls.domain) \
+        == (b"CA", b"CERT", b"KEY", "temporal.internal")
+    cloud = tls_config(settings.model_copy(update={"temporal_api_key": SecretStr("k")}))
+    assert cloud.server_root_ca_cert is None and cloud.client_cert is None
+    with pytest.raises(ValueError, match="TEMPORAL_TLS_CA: cannot read"):
+        tls_config(settings.model_copy(update={"temporal_tls_ca": tmp_path / "missing.pem"}))
+
+
+def test_pool_sizes_per_role_and_database_tls(settings):
+    tuned = settings.model_copy(update={"db_pool_size": 7, "api_db_pool_size": 30,
+                                        "database_sslmode": "verify-full"})
+    assert (tuned.pool_size("api"), tuned.pool_size("worker")) == (30, 7)
+    assert tuned.database_tls == {"sslmode": "verify-full"}
