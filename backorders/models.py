@@ -301,6 +301,9 @@ class Outbox(Base):
     # The relays take pending rows lowest first: the customer's tier rank for a line's
     # start, 0 (first) for everything else, then oldest.
     priority: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0")
+    # W3C trace context of the transaction that wrote it (tracing on only), so its
+    # delivery continues that request's trace.
+    trace: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         sa.Index(
@@ -406,6 +409,8 @@ class Notification(Base):
         sa.Index("ix_notifications_key_prefix", "idempotency_key",
                  postgresql_ops={"idempotency_key": "text_pattern_ops"}),
         sa.Index("ix_notifications_order", "order_id"),
+        # The last day's notifications, for the metrics gauge.
+        sa.Index("ix_notifications_created_at", "created_at"),
         sa.Index("ix_notifications_due", "send_after",
                  postgresql_where=sa.text("status = 'queued'")),
         # The staff alert relay's poll, in every worker (`notify.service.DUE_STAFF`).

@@ -53,6 +53,18 @@ def use_provider(provider: Any) -> None:
     _enabled = True
 
 
+def disable() -> None:
+    """Stop tracing in this process (tests that turned it on)."""
+    global _enabled
+    _enabled = False
+
+
+def tracer() -> Any:
+    from opentelemetry import trace
+
+    return trace.get_tracer("backorders")
+
+
 def client_interceptors(settings: Settings) -> list[Any]:
     """Temporal's tracing interceptor when tracing is on (a client's interceptors also
     apply to the workers made from it)."""
@@ -91,9 +103,8 @@ def continued(name: str, headers: Mapping[str, str] | None,
     if not _enabled or not headers:
         yield
         return
-    from opentelemetry import propagate, trace
+    from opentelemetry import propagate
 
-    tracer = trace.get_tracer("backorders")
-    with tracer.start_as_current_span(name, context=propagate.extract(dict(headers)),
-                                      attributes=dict(attributes or {})):
+    with tracer().start_as_current_span(name, context=propagate.extract(dict(headers)),
+                                        attributes=dict(attributes or {})):
         yield

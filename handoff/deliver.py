@@ -32,6 +32,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from backorders import tracing
 from backorders.contracts import line as contract
 from backorders.contracts.line import AllocationRef, LineInput
 from backorders.settings import Settings
@@ -106,7 +107,7 @@ class OutboxDeliverer:
                 await conn.execute(
                     sa.text(
                         f"""
-                        SELECT id, kind, line_id, payload, attempts FROM outbox
+                        SELECT id, kind, line_id, payload, attempts, trace FROM outbox
                         WHERE delivered_at IS NULL AND dead_at IS NULL AND {where}
                         ORDER BY priority, id LIMIT :limit
                         FOR UPDATE SKIP LOCKED
@@ -125,12 +126,13 @@ class OutboxDeliverer:
                 except ValueError as exc:  # pydantic's ValidationError is one too
                     decoded.append(f"{type(exc).__name__}: {exc}")
             outcomes: list[str | None] = list(await asyncio.gather(
-                *(self._signal(r.line_id, s) for r, s in zip(rows, decoded, strict=True))))
+                *(self._signal(r, s) for r, s in zip(rows, decoded, strict=True))))
             to_start = [i for i, outcome in enumerate(outcomes) if outcome is _NO_LINE]
             if to_start:
                 inputs = await self._line_inputs(conn, {rows[i].line_id for i in to_start})
                 started = await asyncio.gather(*(
-                    self._start(inputs[rows[i].line_id], decoded[i])  # type: ignore[arg-type]
+                    self._start(inputs[rows[i].line_id], decoded[i],  # type: ignore[arg-type]
+                                rows[i].trace)
                     if rows[i].line_id in inputs else _no_such_line(rows[i].line_id)
                     for i in to_start))
                 for i, outcome in zip(to_start, started, strict=True):
@@ -200,46 +202,50 @@ class OutboxDeliverer:
             )
         return inputs
 
-    async def _signal(self, line_id: uuid.UUID, signal: _Signal | str) -> str | None:
+    async def _signal(self, row: Any, signal: _Signal | str) -> str | None:
         """Signal a running line: None when done, `_NO_LINE` when there is no line to
         signal (it needs a signal-with-start), else the error to record."""
         if isinstance(signal, str):
             return signal
         if signal.name is None:
             return _NO_LINE
+        line_id = row.line_id
         async with self._slots:
-            try:
-                await self._client.get_workflow_handle(contract.workflow_id(line_id)).signal(
-                    signal.name, *signal.args, rpc_timeout=timedelta(seconds=10))
-            except Exception as exc:
-                if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
-                    return _NO_LINE  # not started yet, or already finished
-                return f"{type(exc).__name__}: {exc}"
+            with tracing.continued(f"deliver {row.kind}", row.trace, {"line_id": str(line_id)}):
+                try:
+                    await self._client.get_workflow_handle(contract.workflow_id(line_id)).signal(
+                        signal.name, *signal.args, rpc_timeout=timedelta(seconds=10))
+                except Exception as exc:
+                    if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+                        return _NO_LINE  # not started yet, or already finished
+                    return f"{type(exc).__name__}: {exc}"
         return None
 
-    async def _start(self, line: LineInput, signal: _Signal) -> str | None:
+    async def _start(self, line: LineInput, signal: _Signal,
+                     trace: dict[str, str] | None = None) -> str | None:
         """Deliver one message as a signal-with-start; None when done, else the error."""
         async with self._slots:
-            try:
-                await self._client.start_workflow(
-                    contract.WORKFLOW_TYPE,
-                    line,
-                    id=contract.workflow_id(line.line_id),
-                    task_queue=self._settings.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=contract.start_search_attributes(line),
-                    start_signal=signal.name,
-                    start_signal_args=signal.args,
-                    rpc_timeout=timedelta(seconds=10),
-                )
-            except WorkflowAlreadyStartedError:
-                # A start that raced another delivery, or a message for a line whose
-                # workflow has finished: either way there is nothing left to do.
-                if signal.name is not None:
-                    log.info("line %s already finished; %s not needed", line.line_id,
-                             signal.name)
-            except Exception as exc:
-                return f"{type(exc).__name__}: {exc}"
+            with tracing.continued("deliver line.start", trace, {"line_id": line.line_id}):
+                try:
+                    await self._client.start_workflow(
+                        contract.WORKFLOW_TYPE,
+                        line,
+                        id=contract.workflow_id(line.line_id),
+                        task_queue=self._settings.task_queue,
+                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                        search_attributes=contract.start_search_attributes(line),
+                        start_signal=signal.name,
+                        start_signal_args=signal.args,
+                        rpc_timeout=timedelta(seconds=10),
+                    )
+                except WorkflowAlreadyStartedError:
+                    # A start that raced another delivery, or a message for a line whose
+                    # workflow has finished: either way there is nothing left to do.
+                    if signal.name is not None:
+                        log.info("line %s already finished; %s not needed", line.line_id,
+                                 signal.name)
+                except Exception as exc:
+                    return f"{type(exc).__name__}: {exc}"
         return None
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from backorders.contracts.line import AllocationRef
 from backorders.domain.lifecycle import status_after_allocation
 from backorders.domain.queue import queue_order_by
-from backorders.services.outbox import kind_of, sql_payload
+from backorders.services.outbox import kind_of, sql_payload, trace_context
 from backorders.services.stock import StockRow
 from backorders.services.unit_of_work import UnitOfWork
 
@@ -97,11 +97,12 @@ ins AS (
     RETURNING id, line_id, order_id, quantity, queue_position
 ),
 box AS (
-    INSERT INTO outbox (kind, line_id, payload, available_at)
+    INSERT INTO outbox (kind, line_id, payload, available_at, trace)
     SELECT CAST(:kind AS text), ins.line_id, {payload},
            -- Uncorrelated, so computed once (an InitPlan), not once per row.
            (SELECT CASE WHEN count(*) <= :inline_limit
-                        THEN now() + make_interval(secs => :grace) ELSE now() END FROM take)
+                        THEN now() + make_interval(secs => :grace) ELSE now() END FROM take),
+           CAST(:trace AS jsonb)
     FROM ins
     RETURNING id
 ),
@@ -156,6 +157,7 @@ async def allocate_to_queue(uow: UnitOfWork, stock: StockRow, restock: Restock) 
             "label": restock.label,
             "inline_limit": settings.outbox_inline_limit,
             "grace": settings.outbox_inline_grace_seconds,
+            "trace": trace_context(),
             "still_waiting": status_after_allocation(still_waiting=True).value,
             "served": status_after_allocation(still_waiting=False).value,
         },

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backorders import tracing
 from backorders.contracts.line import BY_PAYLOAD, LineMessage
 from backorders.settings import Settings
 
@@ -52,8 +53,9 @@ async def enqueue(
     rows = await conn.execute(
         sa.text(
             """
-            INSERT INTO outbox (kind, line_id, payload, available_at, priority)
-            SELECT kind, line_id, payload, now() + make_interval(secs => :grace), :priority
+            INSERT INTO outbox (kind, line_id, payload, available_at, priority, trace)
+            SELECT kind, line_id, payload, now() + make_interval(secs => :grace), :priority,
+                   CAST(:trace AS jsonb)
             FROM unnest(CAST(:kinds AS text[]), CAST(:line_ids AS uuid[]),
                         CAST(:payloads AS jsonb[])) AS m(kind, line_id, payload)
             RETURNING id
@@ -65,9 +67,16 @@ async def enqueue(
             "payloads": [json.dumps(dataclasses.asdict(message)) for _, message in messages],
             "grace": settings.outbox_inline_grace_seconds if grace is None else grace,
             "priority": priority,
+            "trace": trace_context(),
         },
     )
     return [r[0] for r in rows]
+
+
+def trace_context() -> str | None:
+    """The `trace` column's value: the writer's trace context, when tracing is on."""
+    found = tracing.carrier()
+    return json.dumps(found) if found else None
 
 
 async def wake_relay(conn: AsyncConnection) -> None:
