@@ -1,18 +1,26 @@
 """The worker process: runs the line workflows and their activities, and relays the
-outbox to them. Start as many as you like; they share the work."""
+outbox to them. Start as many as you like; they share the work.
+
+`python worker.py check-replay` is the deploy check for workflow code: it replays the
+recent and still-running histories on the server against this code, and fails when any
+would no longer replay (a change that needs `workflow.patched`)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Replayer, Worker
 
 from activities.dispatch import DispatchActivities
 from activities.forecast import ForecastActivities
@@ -26,7 +34,7 @@ from backorders.notify.service import Notifier, relay_staff_alerts
 from backorders.schedules import ensure_forecast_schedule
 from backorders.services import intake
 from backorders.settings import DefaultSecret, Settings, get_settings
-from backorders.temporal import connect, ensure_search_attributes
+from backorders.temporal import DATA_CONVERTER, connect, ensure_search_attributes
 from handoff.deliver import OutboxDeliverer
 from handoff.relay import OutboxRelay
 from workflows.digest import DigestWorkflow
@@ -61,6 +69,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+WORKFLOWS = [LineWorkflow, DigestWorkflow, ForecastWorkflow]
+"""Every workflow a worker runs, and so every one a deploy must still replay."""
+
+
 def build_worker(
     client: Client, engine: AsyncEngine, settings: Settings, warehouse: Warehouse,
     notifier: Notifier | None = None,
@@ -72,7 +84,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[LineWorkflow, DigestWorkflow, ForecastWorkflow],
+        workflows=WORKFLOWS,
         activities=[*dispatch.all(), *notify.all(), *forecasting.all()],
         interceptors=[logs.ActivityIds()],
         **worker_options(settings),
@@ -111,8 +123,63 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await retries_task
 
 
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(workflow id, why) for each history this code no longer replays."""
+
+
+async def check_replay(client: Client, *, since: timedelta, limit: int,
+                       workflows: Sequence[type] = WORKFLOWS) -> ReplayReport:
+    """Replay every workflow still running, and those started within `since`, at most
+    `limit` of them (newest first), on this code."""
+    started = (datetime.now(UTC) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
+    types = " OR ".join(f"WorkflowType = '{w.__temporal_workflow_definition.name}'"  # type: ignore[attr-defined]
+                        for w in workflows)
+    query = f"({types}) AND (ExecutionStatus = 'Running' OR StartTime > '{started}')"
+    histories = client.list_workflows(query, limit=limit).map_histories()
+    replayer = Replayer(workflows=list(workflows), data_converter=DATA_CONVERTER)
+    report = ReplayReport()
+    async with replayer.workflow_replay_iterator(histories) as results:
+        async for result in results:
+            report.replayed += 1
+            if result.replay_failure is not None:
+                report.failed.append((result.history.workflow_id,
+                                      f"{type(result.replay_failure).__name__}: "
+                                      f"{result.replay_failure}"))
+    return report
+
+
+def _check_replay_command(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python worker.py check-replay",
+        description="Replay recent and running workflow histories from the server on this "
+                    "code before it rolls out; exit 1 if any would break.")
+    parser.add_argument("--since-hours", type=float, default=72.0,
+                        help="also replay workflows started this recently (default 72)")
+    parser.add_argument("--limit", type=int, default=1000,
+                        help="replay at most this many histories (default 1000)")
+    args = parser.parse_args(argv)
+
+    async def run_check() -> ReplayReport:
+        client = await connect(settings, attempts=10)
+        return await check_replay(client, since=timedelta(hours=args.since_hours),
+                                  limit=args.limit)
+
+    report = asyncio.run(run_check())
+    for workflow_id, why in report.failed:
+        print(f"FAILS  {workflow_id}: {why}")
+    print(f"replayed {report.replayed} history(ies) from {settings.temporal_address} "
+          f"({settings.temporal_namespace}): {len(report.failed)} would break on this code")
+    return 1 if report.failed else 0
+
+
 def main() -> None:
     settings = get_settings()
+    if sys.argv[1:2] == ["check-replay"]:
+        logs.setup("WARNING", settings.log_format)
+        sys.exit(_check_replay_command(settings, sys.argv[2:]))
     logs.setup(settings.log_level, settings.log_format)
     try:
         settings.check_secrets()

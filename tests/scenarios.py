@@ -4,11 +4,12 @@ Each drives the real API, worker and warehouse and returns the workflow ids to k
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backorders.contracts import digest
+from backorders.contracts import digest, forecast
 from tests.support import eventually, make_product, order_body, place, receive, rows, wait_settled
 from workflows.line import LineWorkflow
 
@@ -134,6 +135,17 @@ async def redated_by_a_slipping_purchase_order(api: Any, worker: Any, db: Any,
     return {"redated_by_a_slipping_purchase_order": workflow_id}
 
 
+async def forecast_run(api: Any, worker: Any, db: Any, env: Any) -> dict[str, str]:
+    """The demand-forecast workflow over two products, one batch each."""
+    for sku in ("REC-F1", "REC-F2"):
+        await make_product(api, sku, on_hand=3)
+    workflow_id = f"demand-forecast-replay-{uuid.uuid4().hex[:8]}"
+    await worker.client.execute_workflow(
+        forecast.WORKFLOW_TYPE, forecast.ForecastRun(batch_size=1), id=workflow_id,
+        task_queue=worker.settings.task_queue, result_type=forecast.RunResult)
+    return {"forecast_run": workflow_id}
+
+
 SCENARIOS: list[Scenario] = [
     fulfilled_from_stock,
     backordered_then_partial_receipts,
@@ -143,4 +155,5 @@ SCENARIOS: list[Scenario] = [
     quiet_hours_and_daily_digest,
     held_for_ship_complete_then_released,
     redated_by_a_slipping_purchase_order,
+    forecast_run,
 ]

@@ -1,4 +1,5 @@
-"""Determinism guard: histories recorded from earlier versions of every workflow must
+"""Determinism guard: histories recorded from earlier versions of every workflow (those a
+worker runs, `worker.WORKFLOWS`) must
 replay on the current code. A change that would break running workflows fails here;
 such a change needs `workflow.patched`. Re-record with `make histories` only when the
 recorded behaviour itself is meant to change for new workflows, and keep the old files."""
@@ -14,10 +15,7 @@ from temporalio.worker import Replayer
 
 from backorders.temporal import DATA_CONVERTER
 from tests.scenarios import SCENARIOS
-from workflows.digest import DigestWorkflow
-from workflows.line import LineWorkflow
-
-WORKFLOWS = [LineWorkflow, DigestWorkflow]
+from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORDED = sorted(HISTORIES.glob("*.json"))
