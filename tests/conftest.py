@@ -17,15 +17,17 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from backorders import migrate
 from backorders.db import create_engine, dispose
 from backorders.embedded.ports import free_port
 from backorders.embedded.postgres import EmbeddedPostgres
+from backorders.embedded.temporal import TemporalDevServer
 from backorders.models import Base
 from backorders.settings import Settings
-from backorders.temporal import DATA_CONVERTER, ensure_search_attributes
+from backorders.temporal import DATA_CONVERTER, connect, ensure_search_attributes
 from tests.support import RunningWorker, api_client, start_worker
 
 if TYPE_CHECKING:
@@ -124,6 +126,28 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await ensure_search_attributes(env.client, env.client.namespace)
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
+    """A real Temporal dev server, for what the time-skipping one lacks (schedules,
+    visibility queries) and for worker processes of their own."""
+    server = TemporalDevServer(port=free_port(), db_file=tmp_path_factory.mktemp("temporal") / "t.db")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def on_server(settings: Settings, dev_server: TemporalDevServer) -> Settings:
+    return settings.model_copy(update={"temporal_address": dev_server.address})
+
+
+@pytest.fixture
+async def client(on_server: Settings) -> Client:
+    return await connect(on_server, attempts=20)
 
 
 @pytest.fixture

@@ -5,44 +5,18 @@ server's recent and running histories against the code about to roll out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
 from temporalio import workflow
-from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from backorders.contracts import forecast
 from backorders.contracts.line import WORKFLOW_TYPE, LineInput
-from backorders.embedded.ports import free_port
-from backorders.embedded.temporal import TemporalDevServer
 from backorders.schedules import ensure_forecast_schedule
-from backorders.temporal import connect
 from tests.support import api_client, eventually, line_of, make_product, place, start_worker
 from worker import _check_replay_command, check_replay
-
-
-@pytest.fixture(scope="module")
-def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
-    server = TemporalDevServer(port=free_port(),
-                               db_file=tmp_path_factory.mktemp("temporal") / "t.db")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def on_server(settings, dev_server):
-    return settings.model_copy(update={"temporal_address": dev_server.address})
-
-
-@pytest.fixture
-async def client(on_server) -> AsyncIterator[Client]:
-    yield await connect(on_server, attempts=20)
 
 
 async def test_the_forecast_schedule_follows_the_configured_cron_and_goes_when_emptied(
