@@ -186,6 +186,8 @@ async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(met
     assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
     tagged = [r for r in caplog.records if getattr(r, "request_id", None) == "order-req-1"]
     assert tagged, "the order's log records carry the request id"
+    accepted = [r for r in tagged if "accepted" in r.getMessage()]
+    assert accepted and accepted[0].order_id == r.json()["id"]
 
 
 def test_json_logs_carry_the_bound_ids_as_fields():

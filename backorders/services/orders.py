@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backorders import logs
 from backorders.contracts import line as line_contract
 from backorders.contracts.line import AllocationRef, CancelNotice, StartLine
 from backorders.domain.customers import TIER_RANK, Tier
@@ -54,6 +55,7 @@ async def place_order(engine: AsyncEngine, body: OrderIn, settings: Settings, *,
     async def work(uow: UnitOfWork) -> IntakeResult:
         conn = uow.conn
         order_id = uuid.uuid4()
+        logs.set_ids(order_id=order_id)
         placed_at = body.placed_at or datetime.now(UTC)
         order_value = sum((ln.unit_price * ln.quantity for ln in body.lines), Decimal(0))
         await _upsert_customer(conn, body)
@@ -294,6 +296,7 @@ async def cancel_order(
                 ),
                 {"id": order_id, "reason": reason},
             )
+        logs.set_ids(order_id=order_id)
         log.info("order %s: %d unit(s) cancelled (%s)", order_id, total, reason)
         return CancelResult(order_id, total)
 

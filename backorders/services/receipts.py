@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backorders import logs
 from backorders.schemas import AllocationOut, ReceiptIn, ReceiptOut
 from backorders.services import purchase_orders, stock, unit_of_work
 from backorders.services.allocation import ReceivedLot, Restock
@@ -38,6 +39,7 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings, *,
             if uow.audit is not None:
                 uow.audit.detail = "replayed"
             return previous
+        logs.set_ids(receipt_id=body.receipt_id)
         row = (await stock.lock(conn, [body.sku])).get(body.sku)
         if row is None:
             raise Invalid("unknown_sku", f"no product with SKU {body.sku!r}", field="sku")
