@@ -4,11 +4,16 @@ ids in and out and on every log record, JSON logs, and a worker's own metrics po
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +24,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from backorders import logs, metrics
 from backorders.domain.access import Role
-from backorders.embedded.ports import free_port
+from backorders.embedded.ports import free_port, port_in_use
 from backorders.temporal import connect, tls_config
 from tests.support import (
     api_client,
@@ -283,3 +288,39 @@ def test_pool_sizes_per_role_and_database_tls(settings):
                                         "database_sslmode": "verify-full"})
     assert (tuned.pool_size("api"), tuned.pool_size("worker")) == (30, 7)
     assert tuned.database_tls == {"sslmode": "verify-full"}
+
+
+async def test_several_api_processes_report_their_requests_together(on_server, db, tmp_path):
+    """uvicorn with two worker processes and PROMETHEUS_MULTIPROC_DIR: /metrics, whichever
+    process answers it, counts the requests both served."""
+    port = free_port()
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    log = (tmp_path / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory", "--host",
+         "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=log,
+        env={**os.environ, "DATABASE_URL": on_server.libpq_url,
+             "TEMPORAL_ADDRESS": on_server.temporal_address, "EMBEDDED_STACK": "1",
+             "METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(shared)})
+    try:
+        await eventually(lambda: asyncio.to_thread(port_in_use, port, "127.0.0.1"),
+                         what="the API to listen", timeout=60)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await eventually(lambda: http.get("/health/live"),
+                             lambda r: r.status_code == 200, what="both processes up")
+            sent = 40
+            for _ in range(sent):  # new connections, so both processes take some
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as one:
+                    assert (await one.get("/health/live")).status_code == 200
+            pids = {p.name for p in shared.iterdir()}
+            found = samples((await http.get("/metrics", headers=bearer(TOKEN))).text)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    assert len({name.rsplit("_", 1)[-1] for name in pids}) >= 2, pids
+    counted = value(found, "backorders_http_requests_total",
+                    route="/health/live", method="GET", status="200")
+    assert counted is not None and counted >= sent + 1
