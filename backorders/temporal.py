@@ -122,6 +122,12 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
             )
         )
     except RPCError as exc:
+        if exc.status is RPCStatusCode.PERMISSION_DENIED:
+            # Temporal Cloud keeps namespace changes to its own control plane.
+            raise RuntimeError(
+                f"namespace {namespace!r} lacks the search attributes "
+                f"{', '.join(sorted(wanted))} and this client may not add them: add each as "
+                "Keyword once (Temporal Cloud: `tcld namespace search-attributes add`)") from exc
         if exc.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
     log.info("registered search attributes %s", ", ".join(sorted(wanted)))
