@@ -21,4 +21,4 @@ USER 10001:10001
 
 # 8000: the API (uvicorn). 9464: a worker's metrics (WORKER_METRICS_ADDRESS).
 EXPOSE 8000 9464
-CMD ["uvicorn", "api.app:app_from_env", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "api.app:app_from_env", "--factory", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "25"]

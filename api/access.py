@@ -271,9 +271,8 @@ async def identify(services: Any, rule: Rule, scope: Scope) -> Caller | None:
         return None
     caller = await keys.authenticate(services.engine, services.settings, presented) \
         if presented else None
-    if caller is None:
-        if rule.limited:
-            await limits.spend(_client(scope))
+    if caller is None:  # every failed attempt counts, or keys could be guessed freely
+        await limits.spend(_client(scope))
         raise Unauthorized("unauthorized", "send a valid API key: `Authorization: Bearer <key>`"
                            if presented is None else "this API key is not valid")
     if rule.limited:

@@ -7,9 +7,11 @@ as "unmatched"."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,10 +21,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backorders import logs, metrics
 from backorders.services.gauges import Gauges
+
+log = logging.getLogger(__name__)
 
 REQUEST_ID = "x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -77,9 +83,28 @@ class Observe:
                 message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
             await send(message)
 
+        started_response = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_id(message)
+
         with logs.bind(request_id=request_id):
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, watched)
+            except Exception:
+                # Logged here, under the request's id, and answered with it: outside this
+                # middleware the id is gone.
+                log.exception("%s %s failed", scope["method"], scope.get("path"))
+                if started_response:
+                    raise
+                status = 500
+                await JSONResponse(
+                    status_code=500, headers={"x-request-id": request_id},
+                    content={"error": "internal_error", "field": None,
+                             "message": f"an unexpected error; quote request id {request_id}"},
+                )(scope, receive, send)
             finally:
                 route, method = route_of(scope), scope["method"]
                 self.requests.labels(route, method, str(status)).inc()
@@ -96,9 +121,10 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def exposition(gauges: Gauges) -> tuple[bytes, str]:
+def exposition(gauges: Gauges | None) -> tuple[bytes, str]:
     """This process's (or, with PROMETHEUS_MULTIPROC_DIR, every API process's) counters
-    and histograms, then the ledger's gauges."""
+    and histograms, then the ledger's gauges (`backorders_gauges_up` 0 and none of them
+    when the database could not be read)."""
     directory = metrics.multiprocess_dir()
     if directory:
         from prometheus_client import multiprocess
@@ -108,5 +134,54 @@ def exposition(gauges: Gauges) -> tuple[bytes, str]:
     else:
         registry = REGISTRY
     scraped = CollectorRegistry()
-    scraped.register(metrics.GaugeCollector(gauges))
+    scraped.register(GaugeCollector(gauges))
     return generate_latest(registry) + generate_latest(scraped), CONTENT_TYPE_LATEST
+
+
+class GaugeCollector:
+    """The ledger's gauges (`services.gauges`) as Prometheus families, for one scrape."""
+
+    def __init__(self, gauges: Gauges | None) -> None:
+        self._g = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = self._g
+        yield GaugeMetricFamily("backorders_gauges_up",
+                                "1 when the ledger's gauges below could be read", value=int(g is not None))
+        if g is None:
+            return
+        yield GaugeMetricFamily("backorders_waiting_units", "Units waiting for stock, all SKUs",
+                                value=g.waiting_units)
+        yield GaugeMetricFamily("backorders_waiting_lines", "Order lines waiting, all SKUs",
+                                value=g.waiting_lines)
+        units = GaugeMetricFamily("backorders_sku_waiting_units",
+                                  "Units waiting, for the SKUs with most waiting (METRICS_TOP_SKUS)",
+                                  labels=["sku"])
+        lines = GaugeMetricFamily("backorders_sku_waiting_lines",
+                                  "Lines waiting, for the SKUs with most units waiting",
+                                  labels=["sku"])
+        for sku in g.top_skus:
+            units.add_metric([sku.sku], sku.units)
+            lines.add_metric([sku.sku], sku.lines)
+        yield units
+        yield lines
+        yield GaugeMetricFamily("backorders_outbox_pending",
+                                "Hand-offs to workflows not yet delivered", value=g.outbox_pending)
+        yield GaugeMetricFamily("backorders_outbox_oldest_pending_seconds",
+                                "Age of the oldest undelivered hand-off",
+                                value=g.outbox_oldest_pending_seconds)
+        yield GaugeMetricFamily("backorders_outbox_dead",
+                                "Hand-offs that gave up, waiting for ops to replay them",
+                                value=g.outbox_dead)
+        yield GaugeMetricFamily("backorders_intake_backlog",
+                                "Accepted order lines whose workflows wait for the relays",
+                                value=g.intake_backlog)
+        yield GaugeMetricFamily("backorders_intake_dead",
+                                "Received orders parked dead, for ops to replay",
+                                value=g.intake_dead)
+        sent = GaugeMetricFamily("backorders_notifications",
+                                 "Notifications created in the last 24 hours by channel and status",
+                                 labels=["channel", "status"])
+        for (channel, status), count in sorted(g.notifications.items()):
+            sent.add_metric([channel, status], count)
+        yield sent

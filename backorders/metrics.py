@@ -11,18 +11,14 @@ Two kinds of process export them:
 
 Services record through `recorder()`, whichever exporter the process has. The gauges
 read from the database at scrape time (waiting units, backlogs) are in
-`services.gauges`."""
+`services.gauges`, exported by `api.observe`."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-
-if TYPE_CHECKING:
-    from backorders.services.gauges import Gauges
 
 ALLOCATION_SECONDS = "backorders_allocation_seconds"
 TIME_TO_ALERT_SECONDS = "backorders_time_to_alert_seconds"
@@ -132,47 +128,3 @@ def multiprocess_dir() -> str | None:
     """Where several API processes pool their counts (`PROMETHEUS_MULTIPROC_DIR`)."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
-
-class GaugeCollector:
-    """The ledger's gauges (`services.gauges`) as Prometheus families, for one scrape."""
-
-    def __init__(self, gauges: Gauges) -> None:
-        self._g = gauges
-
-    def collect(self) -> Any:
-        g = self._g
-        yield GaugeMetricFamily("backorders_waiting_units", "Units waiting for stock, all SKUs",
-                                value=g.waiting_units)
-        yield GaugeMetricFamily("backorders_waiting_lines", "Order lines waiting, all SKUs",
-                                value=g.waiting_lines)
-        units = GaugeMetricFamily("backorders_sku_waiting_units",
-                                  "Units waiting, for the SKUs with most waiting (METRICS_TOP_SKUS)",
-                                  labels=["sku"])
-        lines = GaugeMetricFamily("backorders_sku_waiting_lines",
-                                  "Lines waiting, for the SKUs with most units waiting",
-                                  labels=["sku"])
-        for sku in g.top_skus:
-            units.add_metric([sku.sku], sku.units)
-            lines.add_metric([sku.sku], sku.lines)
-        yield units
-        yield lines
-        yield GaugeMetricFamily("backorders_outbox_pending",
-                                "Hand-offs to workflows not yet delivered", value=g.outbox_pending)
-        yield GaugeMetricFamily("backorders_outbox_oldest_pending_seconds",
-                                "Age of the oldest undelivered hand-off",
-                                value=g.outbox_oldest_pending_seconds)
-        yield GaugeMetricFamily("backorders_outbox_dead",
-                                "Hand-offs that gave up, waiting for ops to replay them",
-                                value=g.outbox_dead)
-        yield GaugeMetricFamily("backorders_intake_backlog",
-                                "Accepted order lines whose workflows wait for the relays",
-                                value=g.intake_backlog)
-        yield GaugeMetricFamily("backorders_intake_dead",
-                                "Received orders parked dead, for ops to replay",
-                                value=g.intake_dead)
-        sent = GaugeMetricFamily("backorders_notifications",
-                                 "Notifications created in the last 24 hours by channel and status",
-                                 labels=["channel", "status"])
-        for (channel, status), count in sorted(g.notifications.items()):
-            sent.add_metric([channel, status], count)
-        yield sent

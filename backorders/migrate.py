@@ -35,3 +35,24 @@ def head() -> str:
 
 CURRENT = "SELECT version_num FROM alembic_version"
 """The database's schema revision (alembic's own table)."""
+
+
+def behind(current: str | None) -> bool:
+    """Whether a database at revision `current` lacks migrations this code needs: it is
+    at an older revision of ours (or has none). A revision this code does not know is a
+    newer release's: its schema only adds, so this code still runs on it (the old API
+    processes of a rolling deploy stay ready once the new release has migrated)."""
+    if current is None:
+        return True
+    if current == head():
+        return False
+    return current in _known()
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    return frozenset(rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions())

@@ -56,6 +56,8 @@ async def ensure_forecast_schedule(client: Client, settings: Settings) -> None:
         log.info("forecast schedule created: %s", settings.forecast_schedule_cron)
     except ScheduleAlreadyRunningError:
         def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            # Ops' pause (and its note) stays: only the spec and the action are ours.
+            wanted.state = current.description.schedule.state
             return ScheduleUpdate(schedule=wanted)
 
         await handle.update(update)

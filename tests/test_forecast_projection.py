@@ -81,3 +81,11 @@ def test_no_suggestion_when_supply_on_order_covers_the_horizon():
     s = suggest(Position(0, 0, 0, (Arrival(MONDAY, 5000),)), MONDAY, TWELVE_WEEKS_OF_70, 10,
                 LeadTime(14, 0, False), MONDAY, service_level=0.95, review_weeks=4)
     assert (s.suggested_quantity, s.order_by, s.backorder_units) == (0, None, 0)
+
+
+def test_waiting_lines_covered_by_an_arrival_today_are_no_stockout():
+    covered = Position(on_hand=0, reserved=0, waiting=5, arrivals=(Arrival(MONDAY, 1000),))
+    p = project(covered, MONDAY, [0.0] * 4, MONDAY)
+    assert p.stockout_date is None and p.backorder_units == 0
+    later = Position(on_hand=0, reserved=0, waiting=5, arrivals=(Arrival(MONDAY + timedelta(days=3), 1000),))
+    assert project(later, MONDAY, [0.0] * 4, MONDAY).stockout_date == MONDAY

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from backorders.contracts.forecast import ForecastRun
 from backorders.forecasting.models import MIN_HISTORY_WEEKS
 from backorders.services import forecasts
-from tests.support import make_product, rows, scalar, start_worker
+from tests.support import make_product, place, rows, scalar, start_worker
 from workflows.forecast import ForecastWorkflow
 
 TODAY = datetime.now(UTC).date()
@@ -234,3 +234,22 @@ async def test_the_forecast_run_forecasts_every_product_in_batches_as_a_workflow
     stored = await rows(db, "SELECT sku, model FROM forecasts ORDER BY sku")
     assert [(r.sku, r.model) for r in stored] == [("W-1", "fallback"), ("W-2", "fallback"),
                                                   ("W-3", "fallback")]
+
+
+async def test_no_impending_shortage_for_waiting_lines_that_supply_arriving_today_covers(
+        api, db, settings):
+    await make_product(api, "FC-COVERED", lead_time_days=7)
+    await place(api, "FC-COVERED-1", [("FC-COVERED", 5)])
+    await put_po(api, "PO-COVERED", "sup-cov", "FC-COVERED", 1000, 0)
+    outcome = await forecasts.refresh(db, ["FC-COVERED"], settings)
+    assert outcome.shortages == 0
+    f = await get_forecast(api, "FC-COVERED")
+    assert f["stockout_date"] is None
+
+
+async def test_a_replenishment_horizon_beyond_the_forecast_is_refused_naming_it(api, settings):
+    r = await api.get("/replenishment", params={"horizon_weeks": settings.forecast_horizon_weeks + 1})
+    assert r.status_code == 422 and r.json()["field"] == "horizon_weeks"
+    assert r.json()["error"] == "horizon_beyond_forecast"
+    assert (await api.get("/replenishment", params={
+        "horizon_weeks": settings.forecast_horizon_weeks})).status_code == 200

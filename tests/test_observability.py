@@ -172,6 +172,21 @@ async def test_liveness_asks_nothing_and_readiness_checks_database_temporal_and_
     assert behind.json()["migrations"].startswith("at 0001, expected ")
 
 
+async def test_a_newer_releases_schema_keeps_this_release_ready(metered_api, db):
+    """During a rolling deploy the new release migrates first; the old processes still
+    serve on the schema it added to."""
+    current = await scalar(db, "SELECT version_num FROM alembic_version")
+    async with db.begin() as conn:
+        await conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_next'"))
+    try:
+        ready = await metered_api.get("/health/ready")
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"),
+                               {"v": current})
+    assert ready.status_code == 200 and ready.json()["migrations"] == "ok"
+
+
 async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(metered_api, caplog):
     caplog.set_level(logging.INFO)
     handler_filter = logs._WithIds()
@@ -324,3 +339,52 @@ async def test_several_api_processes_report_their_requests_together(on_server, d
     counted = value(found, "backorders_http_requests_total",
                     route="/health/live", method="GET", status="200")
     assert counted is not None and counted >= sent + 1
+
+
+async def test_an_unexpected_failure_is_logged_and_answered_under_the_request_id(caplog):
+    from api.observe import Observe
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("boom")
+
+    caplog.set_level(logging.ERROR)
+    ids = logs._WithIds()
+    caplog.handler.addFilter(ids)
+    try:
+        transport = httpx.ASGITransport(app=Observe(broken), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            r = await http.get("/anything", headers={"X-Request-Id": "req-500"})
+    finally:
+        caplog.handler.removeFilter(ids)
+    assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+    assert r.json()["error"] == "internal_error" and "req-500" in r.json()["message"]
+    failed = [rec for rec in caplog.records if rec.exc_info]
+    assert failed and failed[0].request_id == "req-500"
+
+
+
+async def test_metrics_still_answer_when_the_ledger_cannot_be_read(metered_api):
+    services = metered_api._transport.app.state.services  # type: ignore[attr-defined]
+
+    async def unavailable():
+        raise OSError("database down")
+
+    real = services.gauges.get
+    services.gauges.get = unavailable
+    try:
+        found = await scrape(metered_api)
+    finally:
+        services.gauges.get = real
+    assert value(found, "backorders_gauges_up") == 0
+    assert value(found, "backorders_waiting_units") is None
+    assert any(name == "backorders_http_requests_total" for name, _ in found)
+    assert value(await scrape(metered_api), "backorders_gauges_up") == 1
+
+
+async def test_wrong_tokens_for_metrics_are_rate_limited(temporal_env, db, metered, worker):
+    strict = metered.model_copy(update={"api_rate_limit": "3/minute"})
+    app = create_app(strict, engine=db, client=temporal_env.client)
+    async with api_client(app, db, strict) as api:
+        answers = [(await api.get("/metrics", headers=bearer(f"guess-{i}"))).status_code
+                   for i in range(5)]
+    assert answers[:3] == [401, 401, 401] and answers[3:] == [429, 429]

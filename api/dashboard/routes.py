@@ -477,14 +477,12 @@ async def forecast_page(request: Request, services: ServicesDep,
                         sku: Annotated[str, PathParam(pattern=SKU_PATTERN)]) -> HTMLResponse:
     """One SKU's demand, forecast, projected stock and suggestion, as `GET /forecast/{sku}`
     answers them (recomputed when its history changed); an unknown SKU is its 404."""
-    from backorders.forecasting.models import min_history_weeks  # numpy: only on use
-
     f = await forecasts.forecast(services.engine, sku, services.settings)
     projected = {w.week_start: w for w in f.projection}
     return render(request, "forecast.html", "replenishment", f=f, sku=sku,
                   demand_chart=_demand_chart(f), stock_chart=_stock_chart(f),
                   weeks=[(w, projected.get(w.week_start)) for w in f.forecast],
-                  min_weeks=min_history_weeks(services.settings.forecast_horizon_weeks))
+                  min_weeks=forecasts.history_needed(services.settings))
 
 
 # --- notifications ---------------------------------------------------------------------------

@@ -57,8 +57,9 @@ class WeekProjection:
 class Projection:
     weeks: tuple[WeekProjection, ...]
     stockout_date: date | None
-    """The first day projected short (today when lines already wait uncovered); None
-    when no day within the horizon is."""
+    """The first day projected short after that day's arrivals: today when lines already
+    wait for more than is free and nothing arriving today covers them; None when no day
+    within the horizon is."""
     backorder_units: float
     """New backorder units over the horizon if nothing is done."""
 
@@ -78,7 +79,7 @@ def project(position: Position, first_week: date, weekly: Sequence[float],
         arrivals[on] = arrivals.get(on, 0) + a.quantity
     end = first_week + timedelta(weeks=len(weekly))
     available = float(position.available)
-    stockout = today if available < 0 else None
+    stockout = None
     weeks: list[WeekProjection] = []
     total_short = 0.0
     day = today

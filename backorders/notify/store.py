@@ -315,9 +315,11 @@ async def get(engine: AsyncEngine, notification_id: int) -> Any | None:
     return await direct_one(engine, _GET, {"id": notification_id})
 
 
-ALERT_ALLOCATION = "CAST(a.id AS text) = split_part(n.idempotency_key, ':', 3)"
-"""Joins an `allocated` message `n` to its allocation `a`: the message's key is
-`<line>:allocated:<allocation>`, and the allocation's created_at is its transaction's."""
+ALERT_ALLOCATION = ("a.id = CASE WHEN n.event = 'allocated' "
+                    "THEN CAST(split_part(n.idempotency_key, ':', 3) AS uuid) END")
+"""Joins an `allocated` message `n` to its allocation `a` by primary key: the message's
+key is `<line>:allocated:<allocation>` (other events' keys are not read as ids), and the
+allocation's created_at is its transaction's."""
 TIMED_ALERT = ("n.event = 'allocated' AND n.audience = 'customer' AND n.status = 'sent' "
                "AND n.send_after IS NULL")
 """The messages time to alert is measured on: quiet hours or a digest (`send_after`)

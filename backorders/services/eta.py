@@ -17,13 +17,16 @@ import logging
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backorders.contracts.line import EtaNotice
+from backorders.db import autocommit
 from backorders.domain import delays, queue
 from backorders.domain.eta import EtaChange
-from backorders.services import lines, supplier_delays
-from backorders.services.incoming import OPEN_SUPPLY, OUTSTANDING
-from backorders.services.unit_of_work import UnitOfWork
+from backorders.services import lines, stock, supplier_delays, unit_of_work
+from backorders.services.incoming import OPEN_SUPPLY, OUTSTANDING, SUPPLIER_OPEN_SKUS
+from backorders.services.unit_of_work import HandOff, UnitOfWork
+from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +153,22 @@ async def refresh_expected_dates(uow: UnitOfWork, sku: str) -> None:
         log.info("%s: expected dates changed on %d waiting line(s), %d told", sku,
                  len(changes), sum(c.worth_telling for c in changes))
     await uow.send(messages)
+
+
+async def redate_supplier(engine: AsyncEngine, settings: Settings, purchase_order: str,
+                          *, except_sku: str, hand_off: HandOff | None = None) -> int:
+    """A receipt against `purchase_order` added to its supplier's delivery record, which
+    every waiting line covered by that supplier is dated from: re-date the supplier's
+    other SKUs with open supply, each in a transaction of its own under its stock lock
+    (the receipt's own SKU was re-dated in the receipt's transaction). Returns how many
+    SKUs were looked at."""
+    async with autocommit(engine).connect() as conn:
+        skus = [sku for sku in (await conn.execute(
+            sa.text(SUPPLIER_OPEN_SKUS), {"po": purchase_order})).scalars() if sku != except_sku]
+    for sku in skus:
+        async def work(uow: UnitOfWork, sku: str = sku) -> None:
+            if await stock.lock(uow.conn, [sku]):
+                await refresh_expected_dates(uow, sku)
+
+        await unit_of_work.run(engine, settings, work, hand_off)
+    return len(skus)

@@ -47,7 +47,7 @@ from backorders.schemas import (
     ReplenishmentOut,
     SubstituteOut,
 )
-from backorders.services.errors import NotFound
+from backorders.services.errors import Invalid, NotFound
 from backorders.services.incoming import open_lines
 from backorders.services.supplier_delays import delay_samples
 from backorders.settings import Settings
@@ -64,6 +64,13 @@ def week_of(day: date) -> date:
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+def history_needed(settings: Settings) -> int:
+    """Weeks of history a SKU needs for a backtested model (fewer: the fallback)."""
+    from backorders.forecasting.models import min_history_weeks  # numpy: only on use
+
+    return min_history_weeks(settings.forecast_horizon_weeks)
 
 
 # --- Demand history ----------------------------------------------------------------------
@@ -381,6 +388,10 @@ async def replenishment(engine: AsyncEngine, settings: Settings, *,
                         limit: int = 100, today: date | None = None) -> list[ReplenishmentOut]:
     """SKUs to order, the most predicted backorder units first, from the stored
     forecasts (the schedule keeps them fresh) and the stock and supply as they are now."""
+    if horizon_weeks is not None and horizon_weeks > settings.forecast_horizon_weeks:
+        raise Invalid("horizon_beyond_forecast",
+                      f"horizon_weeks may be at most {settings.forecast_horizon_weeks}, the "
+                      "weeks the forecasts cover (FORECAST_HORIZON_WEEKS)", field="horizon_weeks")
     today = today or today_utc()
     async with autocommit(engine).connect() as conn:
         skus = (await conn.execute(sa.text(
@@ -436,11 +447,16 @@ async def refresh(engine: AsyncEngine, skus: Sequence[str], settings: Settings, 
 async def impending_shortage(conn: AsyncConnection, plan: Plan, settings: Settings,
                              today: date) -> bool:
     """The impending-shortage alert rule: a stockout predicted within the lead time plus
-    the horizon. Records the alert when it fires (debounced like the other alerts)."""
+    the horizon, with forecast demand going unmet by then. Records the alert when it
+    fires (debounced like the other alerts)."""
     stockout = plan.projection.stockout_date
     horizon = today + timedelta(days=round(plan.lead_time.mean_days)
                                 + settings.forecast_shortage_horizon_days)
     if stockout is None or stockout > horizon:
+        return False
+    # New demand must go unmet: lines already waiting for supply that is not coming are
+    # the shortfall alert's (`services.alerts`), not a prediction.
+    if not any(w.short > 0 for w in plan.projection.weeks if w.week_start <= horizon):
         return False
     fired = await cooled_down(conn, plan.sku, "impending_shortage",
                               settings.staff_alert_cooldown_hours)

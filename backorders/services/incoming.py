@@ -18,6 +18,14 @@ OPEN_SUPPLY = """
       AND pl.received_quantity < pl.quantity
 """
 """The SKU's open purchase order lines (`pl`) that still have units to deliver."""
+SUPPLIER_OPEN_SKUS = """
+    SELECT DISTINCT pl.sku
+    FROM purchase_order_lines pl JOIN purchase_orders po USING (po_number)
+    WHERE po.supplier_id = (SELECT supplier_id FROM purchase_orders WHERE po_number = :po)
+      AND po.status = 'open' AND NOT pl.cancelled AND pl.received_quantity < pl.quantity
+    ORDER BY pl.sku
+"""
+"""The SKUs that the supplier of purchase order `:po` still has units of to deliver."""
 
 
 async def incoming_units(conn: AsyncConnection, sku: str) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backorders import logs
 from backorders.domain.access import Caller
 from backorders.domain.customers import TIER_RANK, Tier
 from backorders.intake import edi850, marketplace, rules, shopify, woocommerce
@@ -549,14 +550,16 @@ async def retry_due(engine: AsyncEngine, settings: Settings, *, limit: int = 20,
         ids = (await conn.execute(_DUE, {"n": limit})).scalars().all()
     for intake_id in ids:
         path = f"/ops/intake/{intake_id}/replay"
-        try:
-            outcome = await replay(engine, settings, intake_id, path=path, hand_off=hand_off,
-                                   audit=Audit(RETRIER, "POST", path, resource=str(intake_id)))
-            log.info("intake %s retried: %s", intake_id, outcome.state)
-        except Rejected as exc:
-            log.info("intake %s retried: rejected (%s)", intake_id, exc.error.code)
-        except DomainError as exc:
-            log.warning("intake %s could not be retried: %s", intake_id, exc.message)
+        # Each retry's ids (the order it places) end with it, in this long-lived loop.
+        with logs.bind(intake_id=intake_id):
+            try:
+                outcome = await replay(engine, settings, intake_id, path=path, hand_off=hand_off,
+                                       audit=Audit(RETRIER, "POST", path, resource=str(intake_id)))
+                log.info("intake %s retried: %s", intake_id, outcome.state)
+            except Rejected as exc:
+                log.info("intake %s retried: rejected (%s)", intake_id, exc.error.code)
+            except DomainError as exc:
+                log.warning("intake %s could not be retried: %s", intake_id, exc.message)
     return len(ids)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backorders import logs
 from backorders.schemas import AllocationOut, ReceiptIn, ReceiptOut
-from backorders.services import purchase_orders, stock, unit_of_work
+from backorders.services import eta, purchase_orders, stock, unit_of_work
 from backorders.services.allocation import ReceivedLot, Restock
 from backorders.services.audit import Audit
 from backorders.services.errors import Conflict, Invalid, NotFound
@@ -93,7 +93,15 @@ async def receive(engine: AsyncEngine, body: ReceiptIn, settings: Settings, *,
 
     if audit is not None:
         audit.about(body.receipt_id)
-    return await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
+    result = await unit_of_work.run(engine, settings, work, hand_off, audit=audit)
+    if result.created and body.purchase_order is not None:
+        try:
+            await eta.redate_supplier(engine, settings, body.purchase_order,
+                                      except_sku=body.sku, hand_off=hand_off)
+        except Exception:  # the receipt stands; the dates follow at the SKUs' next change
+            log.warning("receipt %s: re-dating its supplier's other SKUs failed",
+                        body.receipt_id, exc_info=True)
+    return result
 
 
 async def _replay(conn: AsyncConnection, body: ReceiptIn, fingerprint: str) -> ReceiptResult | None:

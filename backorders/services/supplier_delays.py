@@ -13,20 +13,30 @@ DELAY_DAYS = "r.received_at::date - pl.promised_at"
 """A receipt `r`'s delay against its purchase order line `pl`, as `suppliers._PERFORMANCE`
 measures it."""
 
+RECENT = 200
+"""Receipts per supplier the quantiles are read from: its latest, so the record follows
+how the supplier delivers now, and reading it costs the same however long it has
+supplied us."""
+
 _SAMPLES = f"""
-    SELECT po.supplier_id, {DELAY_DAYS} AS delay_days
-    FROM receipts r
-    JOIN purchase_order_lines pl ON pl.po_number = r.purchase_order AND pl.sku = r.sku
-    JOIN purchase_orders po ON po.po_number = pl.po_number
-    {{where}}
-    ORDER BY po.supplier_id, r.received_at, r.receipt_id
+    SELECT supplier_id, delay_days FROM (
+        SELECT po.supplier_id, {DELAY_DAYS} AS delay_days, r.received_at, r.receipt_id,
+               row_number() OVER (PARTITION BY po.supplier_id
+                                  ORDER BY r.received_at DESC, r.receipt_id DESC) AS recent
+        FROM receipts r
+        JOIN purchase_order_lines pl ON pl.po_number = r.purchase_order AND pl.sku = r.sku
+        JOIN purchase_orders po ON po.po_number = pl.po_number
+        {{where}}
+    ) s
+    WHERE recent <= {RECENT}
+    ORDER BY supplier_id, received_at, receipt_id
 """
 
 
 async def delay_samples(conn: AsyncConnection,
                         supplier_ids: Collection[str] | None = None) -> dict[str, list[int]]:
     """Per supplier (only those with receipts; all of them when `supplier_ids` is None),
-    the delay in days of each receipt, oldest first."""
+    the delay in days of each of its latest `RECENT` receipts, oldest first."""
     if supplier_ids is not None:
         ids = sorted(set(supplier_ids))
         if not ids:

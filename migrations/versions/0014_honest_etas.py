@@ -22,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("order_lines", sa.Column("likely_date", sa.Date(), nullable=True))
     op.add_column("order_lines", sa.Column("latest_date", sa.Date(), nullable=True))
+    # Lines already waiting keep their expected date as likely and latest until their
+    # SKU is next re-dated (no supplier history was read for them yet).
+    op.execute("UPDATE order_lines SET likely_date = expected_date, latest_date = expected_date "
+               "WHERE waiting_quantity > 0 AND expected_date IS NOT NULL")
     # A supplier's delay samples (`services.supplier_delays`), read by every expected-date
     # refresh: its purchase orders, then their receipts.
     op.create_index("ix_purchase_orders_supplier_id", "purchase_orders", ["supplier_id"])
