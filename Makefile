@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test faults bench bench-scale histories lint clean lock
+.PHONY: setup run test faults soak bench bench-scale histories lint clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
@@ -26,6 +26,15 @@ test: $(STAMP)
 # Crashes and outages with real processes: slower, so kept out of `make test`.
 faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults tests/faults
+
+# A bounded chaos soak on loopback: two APIs and three workers under a mixed load while
+# a random worker, an API, PostgreSQL or Temporal is killed and restarted at random
+# intervals; then the invariants, and the figures. Exits non-zero on a violation.
+# Usage: make soak [SOAK_SECONDS=180] [SOAK_SEED=1] [SOAK_ARGS="--kinds worker,postgres"]
+SOAK_SECONDS ?= 180
+SOAK_SEED    ?= 1
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) $(SOAK_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

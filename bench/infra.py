@@ -77,29 +77,41 @@ class Infra:
                               env=self.env(namespace), capture_output=True, text=True, check=True)
         return made.stdout.strip().splitlines()[-1]
 
-    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.dir / f"proc-{len(self.processes)}.log", "wb")
+    def spawn(self, args: list[str], env: dict[str, str],
+              name: str = "") -> subprocess.Popen[bytes]:
+        """A child process, its output in `proc-<n>[-name].log` in the data directory."""
+        suffix = f"-{name}" if name else ""
+        log = open(self.dir / f"proc-{len(self.processes)}{suffix}.log", "wb")
         proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         self.processes.append(proc)
         return proc
 
-    def worker(self, namespace: str, **extra: str) -> subprocess.Popen[bytes]:
-        return self.spawn(["worker.py"], self.env(namespace, **extra))
+    def worker(self, namespace: str, *, name: str = "", **extra: str) -> subprocess.Popen[bytes]:
+        return self.spawn(["worker.py"], self.env(namespace, **extra), name)
 
     def ceiling_worker(self, namespace: str) -> subprocess.Popen[bytes]:
         return self.spawn(["-m", "bench.ceiling"], self.env(namespace))
 
-    def api(self, namespace: str) -> tuple[subprocess.Popen[bytes], int]:
-        port = free_port()
-        proc = self.spawn(["-m", "uvicorn", "api.app:app_from_env", "--factory", "--host",
-                           "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                          self.env(namespace))
+    def api(self, namespace: str, *, port: int = 0, name: str = "",
+            **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+        """An API process (uvicorn) on `port` (0: a free one), once it listens."""
+        proc, port = self.start_api(namespace, port=port, name=name, **extra)
         deadline = time.monotonic() + 60
         while not port_in_use(port):
             assert proc.poll() is None, "API exited"
             assert time.monotonic() < deadline, "API did not start"
             time.sleep(0.1)
+        return proc, port
+
+    def start_api(self, namespace: str, *, port: int = 0, name: str = "",
+                  **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+        """An API process started, without waiting for it to listen (several start
+        at once; a killed one comes back on its own port)."""
+        port = port or free_port()
+        proc = self.spawn(["-m", "uvicorn", "api.app:app_from_env", "--factory", "--host",
+                           "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                          self.env(namespace, **extra), name)
         return proc, port
 
     @staticmethod
