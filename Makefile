@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test faults soak bench bench-scale histories lint clean lock
+.PHONY: setup run test faults soak soak-test bench bench-scale histories lint clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
@@ -25,7 +25,11 @@ test: $(STAMP)
 
 # Crashes and outages with real processes: slower, so kept out of `make test`.
 faults: $(STAMP)
-	$(BIN)/python -m pytest -m faults tests/faults
+	$(BIN)/python -m pytest -m "faults and not soak" tests/faults
+
+# The soak's scheduler and report on a 20-second run (about two minutes in all).
+soak-test: $(STAMP)
+	$(BIN)/python -m pytest -m soak tests/faults
 
 # A bounded chaos soak on loopback: two APIs and three workers under a mixed load while
 # a random worker, an API, PostgreSQL or Temporal is killed and restarted at random

@@ -229,8 +229,8 @@ async def test_an_audited_change_and_its_record_commit_or_fail_together(
 
     monkeypatch.setattr(audit_trail, "record", failing)
     async with as_key(erp) as api:
-        with pytest.raises(RuntimeError):
-            await api.put("/products/TXN-1", json={})
+        r = await api.put("/products/TXN-1", json={})
+    assert r.status_code == 500 and r.json()["error"] == "internal_error"
     assert await scalar(db, "SELECT count(*) FROM products WHERE sku = 'TXN-1'") == 0
     failed = await rows(db, "SELECT outcome, status FROM audit_log WHERE resource = 'TXN-1'")
     assert [(r.outcome, r.status) for r in failed] == [("failed", 500)]

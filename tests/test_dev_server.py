@@ -33,6 +33,12 @@ async def test_the_forecast_schedule_follows_the_configured_cron_and_goes_when_e
     moved = await handle.describe()
     assert {(t.hour, t.minute) for t in moved.info.next_action_times} == {(5, 30)}
 
+    await handle.pause(note="supplier audit")  # ops' pause survives the next deploy
+    await ensure_forecast_schedule(client, on_server.model_copy(
+        update={"forecast_schedule_cron": "30 5 * * *"}))
+    state = (await handle.describe()).schedule.state
+    assert state.paused and state.note == "supplier audit"
+
     await ensure_forecast_schedule(client, on_server.model_copy(
         update={"forecast_schedule_cron": ""}))
     with pytest.raises(RPCError) as gone:
@@ -64,7 +70,9 @@ async def test_the_deploy_check_replays_recent_and_running_lines_and_catches_a_b
                              lambda line: line["status"] == "backordered", what="a waiting line")
 
     report = await check_replay(client, since=timedelta(hours=1), limit=100)
-    assert report.replayed >= 2 and report.failed == []
+    assert report.replayed >= 2 and report.failed == [] and not report.truncated
+    capped = await check_replay(client, since=timedelta(hours=1), limit=1)
+    assert (capped.replayed, capped.truncated) == (1, True)
     assert await asyncio.to_thread(_check_replay_command, on_server, ["--since-hours", "1"]) == 0
 
     broken = await check_replay(client, since=timedelta(hours=1), limit=100,

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -81,8 +82,15 @@ async def test_metrics_need_the_token_or_an_ops_key(metered_api, db, metered):
 
 
 async def test_the_token_opens_metrics_and_nothing_else(metered_api):
-    r = await metered_api.get("/backorders", headers=bearer(TOKEN))
-    assert r.status_code == 401
+    from api.access import RULES
+
+    keyed = [name.partition(" ")[2] for name, rule in RULES.items()
+             if name.startswith("GET ") and "{" not in name and not rule.public
+             and not rule.session and name != "GET /metrics"]
+    assert len(keyed) > 10
+    for path in keyed:
+        r = await metered_api.get(path, headers=bearer(TOKEN))
+        assert r.status_code == 401, (path, r.status_code)
 
 
 async def test_requests_are_counted_by_route_template_method_and_status(metered_api):
@@ -339,6 +347,23 @@ async def test_several_api_processes_report_their_requests_together(on_server, d
     counted = value(found, "backorders_http_requests_total",
                     route="/health/live", method="GET", status="200")
     assert counted is not None and counted >= sent + 1
+    # Each process's own file: both served some, and /metrics gave their sum.
+    shares = [_live_count(path, tmp_path) for path in sorted(shared.glob("counter_*.db"))]
+    assert sum(1 for n in shares if n > 0) >= 2, shares
+    assert sum(shares) == counted
+
+
+def _live_count(counter_file: Path, tmp_path: Path) -> float:
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    alone = tmp_path / f"one-{counter_file.stem}"
+    alone.mkdir()
+    (alone / counter_file.name).write_bytes(counter_file.read_bytes())
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(alone))
+    found = samples(generate_latest(registry).decode())
+    return value(found, "backorders_http_requests_total", route="/health/live", method="GET",
+                 status="200") or 0.0
 
 
 async def test_an_unexpected_failure_is_logged_and_answered_under_the_request_id(caplog):

@@ -15,7 +15,7 @@ import pytest
 from bench.infra import ROOT
 from bench.soak import KINDS
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]
+pytestmark = [pytest.mark.faults, pytest.mark.soak, pytest.mark.timeout(360)]
 
 
 def test_a_short_soak_recovers_from_every_kind_of_fault_and_reports_it(tmp_path):
