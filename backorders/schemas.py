@@ -401,6 +401,10 @@ class TimelineEventOut(BaseModel):
 class BackorderDetailOut(BackorderOut):
     allocations: list[AllocationDetail]
     timeline: list[TimelineEventOut]
+    substitutes: list[SubstituteOut] = Field(
+        default_factory=list,
+        description="When no supply covers the waiting units: the product's substitutes "
+                    "that are in stock now, to offer the customer instead.")
 
 
 class BackorderPage(BaseModel):
@@ -836,3 +840,6 @@ class ForecastOut(BaseModel):
         description="The first day projected short; null when none within the horizon.")
     predicted_backorder_units: float
     replenishment: ReplenishmentOut
+
+
+BackorderDetailOut.model_rebuild()  # its substitutes are SubstituteOut, defined above it

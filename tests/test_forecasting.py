@@ -253,3 +253,16 @@ async def test_a_replenishment_horizon_beyond_the_forecast_is_refused_naming_it(
     assert r.json()["error"] == "horizon_beyond_forecast"
     assert (await api.get("/replenishment", params={
         "horizon_weeks": settings.forecast_horizon_weeks})).status_code == 200
+
+
+async def test_a_line_no_supply_covers_offers_the_substitutes_in_stock(api):
+    await make_product(api, "SUB-ALT", on_hand=4, name="Kettle, steel")
+    await make_product(api, "SUB-EMPTY", on_hand=0)
+    await make_product(api, "SUB-MAIN", substitutes=["SUB-EMPTY", "SUB-ALT"])
+    order = await place(api, "SUB-ORDER", [("SUB-MAIN", 2)])
+    line_id = order["lines"][0]["id"]
+    detail = (await api.get(f"/backorders/{line_id}")).json()
+    assert detail["no_supply"] is True
+    assert detail["substitutes"] == [{"sku": "SUB-ALT", "name": "Kettle, steel", "available": 4}]
+    await put_po(api, "PO-SUB", "sup-sub", "SUB-MAIN", 5, 10)
+    assert (await api.get(f"/backorders/{line_id}")).json()["substitutes"] == []

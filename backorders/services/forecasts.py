@@ -47,6 +47,7 @@ from backorders.schemas import (
     ReplenishmentOut,
     SubstituteOut,
 )
+from backorders.services import substitutes
 from backorders.services.errors import Invalid, NotFound
 from backorders.services.incoming import open_lines
 from backorders.services.supplier_delays import delay_samples
@@ -295,16 +296,7 @@ async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: S
     quantiles = supplier_quantiles(await delay_samples(conn, suppliers),
                                    settings.eta_likely_quantile, settings.eta_latest_quantile)
     lead_samples = await _lead_times(conn, suppliers)
-    substitute_skus = sorted({s for p in products for s in p.substitutes})
-    in_stock = {}
-    if substitute_skus:
-        in_stock = {r.sku: r for r in (await conn.execute(sa.text(
-            """
-            SELECT p.sku, p.name, s.on_hand - s.reserved - s.backordered AS available
-            FROM products p JOIN stock s ON s.sku = p.sku
-            WHERE p.sku = ANY(:skus) AND NOT p.discontinued
-              AND s.on_hand - s.reserved - s.backordered > 0
-            """), {"skus": substitute_skus})).all()}
+    offered = await substitutes.in_stock_for(conn, {p.sku: p.substitutes for p in products})
     arrivals: dict[str, list[Arrival]] = {}
     for s in supply:
         delay = quantiles.get(s.supplier_id)
@@ -327,9 +319,7 @@ async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: S
             suggestion=suggest(position, stored.first_week, weekly, stored.error_sd,
                                lead_time, today, service_level=settings.forecast_service_level,
                                review_weeks=settings.forecast_review_weeks),
-            substitutes=[SubstituteOut(sku=s, name=in_stock[s].name,
-                                       available=int(in_stock[s].available))
-                         for s in p.substitutes if s in in_stock])
+            substitutes=offered[p.sku])
     return out
 
 

@@ -19,6 +19,7 @@ from backorders.schemas import (
     OrderOut,
     TimelineEventOut,
 )
+from backorders.services import substitutes
 from backorders.services.errors import NotFound, unknown_line, unknown_order
 
 STEPS = [s.value for s in IN_PROGRESS]
@@ -198,6 +199,11 @@ async def get_backorder(engine: AsyncEngine, line_id: uuid.UUID) -> BackorderDet
                 {"id": line_id},
             )
         ).all()
+        offered = []
+        if row.no_supply and row.waiting_quantity > 0:
+            listed = (await conn.execute(sa.text("SELECT substitutes FROM products WHERE sku = :s"),
+                                         {"s": sku})).scalar_one()
+            offered = await substitutes.in_stock(conn, listed)
     return BackorderDetailOut(
         **backorder_out(row).model_dump(),
         allocations=[
@@ -210,4 +216,5 @@ async def get_backorder(engine: AsyncEngine, line_id: uuid.UUID) -> BackorderDet
         ],
         timeline=[TimelineEventOut(at=e.at, kind=e.kind, message=e.message, data=e.data)
                   for e in events],
+        substitutes=offered,
     )
