@@ -75,29 +75,24 @@ class Observe:
         started = time.perf_counter()
         status = 500
 
+        answered = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
             await send(message)
 
-        started_response = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started_response
-            started_response = started_response or message["type"] == "http.response.start"
-            await send_with_id(message)
-
         with logs.bind(request_id=request_id):
             try:
-                await self.app(scope, receive, watched)
+                await self.app(scope, receive, send_with_id)
             except Exception:
                 # Logged here, under the request's id, and answered with it: outside this
                 # middleware the id is gone.
                 log.exception("%s %s failed", scope["method"], scope.get("path"))
-                if started_response:
+                if answered:
                     raise
                 status = 500
                 await JSONResponse(
