@@ -74,10 +74,11 @@ def formatter(fmt: str) -> logging.Formatter:
     if fmt == "json":
         from pythonjsonlogger.json import JsonFormatter
 
+        # `time`: ISO 8601 in UTC, from the record's own creation time.
         return JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            reserved_attrs=[*_RESERVED, "ids"], timestamp=False,
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=[*_RESERVED, "ids", "color_message"], timestamp="time",
             json_default=str)
     return _TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 

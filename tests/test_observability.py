@@ -236,7 +236,8 @@ def test_json_logs_carry_the_bound_ids_as_fields():
     assert first["message"] == "line l-1 waits" and first["level"] == "WARNING"
     assert (first["request_id"], first["order_id"], first["line_id"], first["receipt_id"]) == \
         ("r-1", "o-1", "l-1", "rc-1")
-    assert first["logger"] == "tests.json" and "time" in first
+    assert first["logger"] == "tests.json"
+    assert first["time"].endswith("+00:00")  # ISO 8601 in UTC
     assert "request_id" not in second
 
 

@@ -49,8 +49,8 @@ async def units_changed(
     to_release = set(orders)
     for row in sorted(rows, key=lambda r: r.sku):
         if restock is not None:
-            uow.allocated = True
             run = await allocate_to_queue(uow, row, restock)
+            uow.allocated = uow.allocated or bool(run.allocations)
             settled.allocations[row.sku] = run.allocations
             to_release.update(run.held_orders)
         await stock.save(uow.conn, row)
