@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -159,6 +160,20 @@ async def test_an_allocation_and_the_alert_it_causes_are_timed(metered_api, db):
     assert value(after, "backorders_notifications", channel="email", status="sent") >= 1
 
 
+@asynccontextmanager
+async def schema_at(db, version: str):
+    """The database claims schema revision `version` for the block."""
+    current = await scalar(db, "SELECT version_num FROM alembic_version")
+    async with db.begin() as conn:
+        await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+    try:
+        yield
+    finally:
+        async with db.begin() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"),
+                               {"v": current})
+
+
 async def test_liveness_asks_nothing_and_readiness_checks_database_temporal_and_schema(
         metered_api, db):
     live = await metered_api.get("/health/live", headers={"Authorization": ""})
@@ -167,15 +182,8 @@ async def test_liveness_asks_nothing_and_readiness_checks_database_temporal_and_
     assert ready.status_code == 200, ready.text
     assert ready.json() == {"status": "ready", "database": "ok", "migrations": "ok",
                             "temporal": "ok"}
-    current = await scalar(db, "SELECT version_num FROM alembic_version")
-    async with db.begin() as conn:
-        await conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
-    try:
+    async with schema_at(db, "0001"):
         behind = await metered_api.get("/health/ready")
-    finally:
-        async with db.begin() as conn:
-            await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"),
-                               {"v": current})
     assert behind.status_code == 503 and behind.headers["retry-after"]
     assert behind.json()["migrations"].startswith("at 0001, expected ")
 
@@ -183,15 +191,8 @@ async def test_liveness_asks_nothing_and_readiness_checks_database_temporal_and_
 async def test_a_newer_releases_schema_keeps_this_release_ready(metered_api, db):
     """During a rolling deploy the new release migrates first; the old processes still
     serve on the schema it added to."""
-    current = await scalar(db, "SELECT version_num FROM alembic_version")
-    async with db.begin() as conn:
-        await conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_next'"))
-    try:
+    async with schema_at(db, "9999_next"):
         ready = await metered_api.get("/health/ready")
-    finally:
-        async with db.begin() as conn:
-            await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"),
-                               {"v": current})
     assert ready.status_code == 200 and ready.json()["migrations"] == "ok"
 
 

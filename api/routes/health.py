@@ -39,6 +39,14 @@ async def _backlog(services: Any) -> dict[str, object]:
             "intake": {"dead": row.dead_intakes}}
 
 
+async def _temporal(services: Any) -> str:
+    try:
+        await asyncio.wait_for(services.client.service_client.check_health(), timeout=3)
+        return "ok"
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}"
+
+
 @router.get("/health")
 async def health(services: ServicesDep) -> JSONResponse:
     """Liveness of the API's dependencies, PostgreSQL and Temporal, with the hand-off
@@ -49,11 +57,7 @@ async def health(services: ServicesDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    try:
-        await asyncio.wait_for(services.client.service_client.check_health(), timeout=3)
-        checks["temporal"] = "ok"
-    except Exception as exc:
-        checks["temporal"] = f"unavailable: {type(exc).__name__}"
+    checks["temporal"] = await _temporal(services)
     healthy = all(v == "ok" for v in checks.values())
     backlog: dict[str, object] = {}
     if checks["database"] == "ok":
@@ -85,11 +89,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
-    try:
-        await asyncio.wait_for(services.client.service_client.check_health(), timeout=3)
-        checks["temporal"] = "ok"
-    except Exception as exc:
-        checks["temporal"] = f"unavailable: {type(exc).__name__}"
+    checks["temporal"] = await _temporal(services)
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(status_code=200 if healthy else 503,
                         content={"status": "ready" if healthy else "not_ready", **checks},
