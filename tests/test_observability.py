@@ -415,3 +415,21 @@ async def test_wrong_tokens_for_metrics_are_rate_limited(temporal_env, db, meter
         answers = [(await api.get("/metrics", headers=bearer(f"guess-{i}"))).status_code
                    for i in range(5)]
     assert answers[:3] == [401, 401, 401] and answers[3:] == [429, 429]
+
+
+async def test_health_and_the_gauges_report_the_same_backlog(metered_api, db):
+    async with db.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO outbox (kind, line_id, dead_at) VALUES ('line.cancelled', :id, now())"),
+            {"id": uuid.uuid4()})
+        await conn.execute(sa.text(
+            "INSERT INTO outbox (kind, line_id, available_at, created_at) "
+            "VALUES ('line.cancelled', :id, now() + interval '1 hour', now() - interval '90 seconds')"),
+            {"id": uuid.uuid4()})
+    health = (await metered_api.get("/health")).json()
+    assert health["outbox"]["dead"] == 1 and health["outbox"]["pending"] == 1
+    assert health["outbox"]["oldest_pending_seconds"] >= 90 and health["intake"]["dead"] == 0
+    found = await scrape(metered_api)
+    assert value(found, "backorders_outbox_dead") == 1
+    assert value(found, "backorders_outbox_pending") == 1
+    assert value(found, "backorders_outbox_oldest_pending_seconds") >= 90

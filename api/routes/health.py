@@ -3,40 +3,26 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from backorders.db import ping
-from backorders.services import schema
+from backorders.services import gauges, schema
 
 router = APIRouter(tags=["health"])
-
-
-_BACKLOG = sa.text(
-    """
-    SELECT (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL)
-               AS pending,
-           (SELECT extract(epoch FROM now() - min(created_at)) FROM outbox
-            WHERE delivered_at IS NULL AND dead_at IS NULL) AS oldest_seconds,
-           (SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL) AS dead,
-           (SELECT count(*) FROM intakes WHERE state = 'dead') AS dead_intakes
-    """
-)
 
 
 async def _backlog(services: Any) -> dict[str, object]:
     """What waits to reach the workflows (a burst's backlog, and how old), and what
     gave up: for probes, the dashboard and people."""
     try:
-        async with services.engine.connect() as conn:
-            row = (await asyncio.wait_for(conn.execute(_BACKLOG), timeout=3)).one()
+        found = await asyncio.wait_for(gauges.backlog(services.engine), timeout=3)
     except Exception as exc:
         return {"backlog": f"unavailable: {type(exc).__name__}"}
-    return {"outbox": {"pending": row.pending, "dead": row.dead,
-                       "oldest_pending_seconds": round(float(row.oldest_seconds or 0), 1)},
-            "intake": {"dead": row.dead_intakes}}
+    return {"outbox": {"pending": found.outbox_pending, "dead": found.outbox_dead,
+                       "oldest_pending_seconds": round(found.outbox_oldest_pending_seconds, 1)},
+            "intake": {"dead": found.intake_dead}}
 
 
 async def _temporal(services: Any) -> str:

@@ -18,8 +18,20 @@ from backorders.db import autocommit
 
 _START_KIND = BY_PAYLOAD[StartLine].kind
 
+BACKLOG = """
+        (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL)
+            AS outbox_pending,
+        (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox
+         WHERE delivered_at IS NULL AND dead_at IS NULL) AS outbox_oldest_seconds,
+        (SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL) AS outbox_dead,
+        (SELECT count(*) FROM intakes WHERE state = 'dead') AS intake_dead"""
+"""What waits to reach the workflows (and how old the oldest is) and what gave up, as
+columns: for /health and the gauges alike."""
+
+_BACKLOG = sa.text(f"SELECT {BACKLOG}")
+
 _GAUGES = sa.text(
-    """
+    f"""
     WITH waiting AS (
         SELECT sku, sum(waiting_quantity) AS units, count(*) AS lines
         FROM order_lines WHERE waiting_quantity > 0 GROUP BY sku
@@ -30,14 +42,9 @@ _GAUGES = sa.text(
         (SELECT coalesce(json_agg(t), '[]') FROM (
             SELECT sku, units, lines FROM waiting ORDER BY units DESC, sku LIMIT :top) t
         ) AS top,
-        (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL)
-            AS outbox_pending,
-        (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox
-         WHERE delivered_at IS NULL AND dead_at IS NULL) AS outbox_oldest_seconds,
-        (SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL) AS outbox_dead,
+        {BACKLOG},
         (SELECT count(*) FROM outbox
          WHERE delivered_at IS NULL AND dead_at IS NULL AND kind = :start) AS intake_backlog,
-        (SELECT count(*) FROM intakes WHERE state = 'dead') AS intake_dead,
         (SELECT coalesce(json_agg(n), '[]') FROM (
             SELECT coalesce(channel, 'none') AS channel, status, count(*) AS count
             FROM notifications WHERE created_at > now() - interval '24 hours'
@@ -67,6 +74,21 @@ class Gauges:
     intake_dead: int
     notifications: dict[tuple[str, str], int] = field(default_factory=dict)
     """Created in the last 24 hours, by (channel, status)."""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    outbox_pending: int
+    outbox_oldest_pending_seconds: float
+    outbox_dead: int
+    intake_dead: int
+
+
+async def backlog(engine: AsyncEngine) -> Backlog:
+    async with autocommit(engine).connect() as conn:
+        row = (await conn.execute(_BACKLOG)).one()
+    return Backlog(int(row.outbox_pending), float(row.outbox_oldest_seconds),
+                   int(row.outbox_dead), int(row.intake_dead))
 
 
 async def read(engine: AsyncEngine, top: int) -> Gauges:
