@@ -133,6 +133,21 @@ def exposition(gauges: Gauges | None) -> tuple[bytes, str]:
     return generate_latest(registry) + generate_latest(scraped), CONTENT_TYPE_LATEST
 
 
+SCALAR_GAUGES = (
+    ("backorders_waiting_units", "waiting_units", "Units waiting for stock, all SKUs"),
+    ("backorders_waiting_lines", "waiting_lines", "Order lines waiting, all SKUs"),
+    ("backorders_outbox_pending", "outbox_pending", "Hand-offs to workflows not yet delivered"),
+    ("backorders_outbox_oldest_pending_seconds", "outbox_oldest_pending_seconds",
+     "Age of the oldest undelivered hand-off"),
+    ("backorders_outbox_dead", "outbox_dead",
+     "Hand-offs that gave up, waiting for ops to replay them"),
+    ("backorders_intake_backlog", "intake_backlog",
+     "Accepted order lines whose workflows wait for the relays"),
+    ("backorders_intake_dead", "intake_dead", "Received orders parked dead, for ops to replay"),
+)
+"""(metric, `Gauges` field, help) of the ledger's unlabelled gauges."""
+
+
 class GaugeCollector:
     """The ledger's gauges (`services.gauges`) as Prometheus families, for one scrape."""
 
@@ -145,10 +160,8 @@ class GaugeCollector:
                                 "1 when the ledger's gauges below could be read", value=int(g is not None))
         if g is None:
             return
-        yield GaugeMetricFamily("backorders_waiting_units", "Units waiting for stock, all SKUs",
-                                value=g.waiting_units)
-        yield GaugeMetricFamily("backorders_waiting_lines", "Order lines waiting, all SKUs",
-                                value=g.waiting_lines)
+        for name, field, help_text in SCALAR_GAUGES:
+            yield GaugeMetricFamily(name, help_text, value=getattr(g, field))
         units = GaugeMetricFamily("backorders_sku_waiting_units",
                                   "Units waiting, for the SKUs with most waiting (METRICS_TOP_SKUS)",
                                   labels=["sku"])
@@ -160,20 +173,6 @@ class GaugeCollector:
             lines.add_metric([sku.sku], sku.lines)
         yield units
         yield lines
-        yield GaugeMetricFamily("backorders_outbox_pending",
-                                "Hand-offs to workflows not yet delivered", value=g.outbox_pending)
-        yield GaugeMetricFamily("backorders_outbox_oldest_pending_seconds",
-                                "Age of the oldest undelivered hand-off",
-                                value=g.outbox_oldest_pending_seconds)
-        yield GaugeMetricFamily("backorders_outbox_dead",
-                                "Hand-offs that gave up, waiting for ops to replay them",
-                                value=g.outbox_dead)
-        yield GaugeMetricFamily("backorders_intake_backlog",
-                                "Accepted order lines whose workflows wait for the relays",
-                                value=g.intake_backlog)
-        yield GaugeMetricFamily("backorders_intake_dead",
-                                "Received orders parked dead, for ops to replay",
-                                value=g.intake_dead)
         sent = GaugeMetricFamily("backorders_notifications",
                                  "Notifications created in the last 24 hours by channel and status",
                                  labels=["channel", "status"])
