@@ -181,14 +181,17 @@ async def _stored(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, Store
 
 
 async def compute(engine: AsyncEngine, skus: Sequence[str], settings: Settings, *,
-                  today: date | None = None, only_stale: bool = False) -> dict[str, Stored]:
-    """Forecast `skus` from their history as it is now and store the forecasts; with
-    `only_stale`, only those whose history changed since their stored forecast."""
+                  today: date | None = None, only_stale: bool = False,
+                  history: dict[str, tuple[float, ...]] | None = None) -> dict[str, Stored]:
+    """Forecast `skus` from their history as it is now (`history`, when the caller has
+    just read it with `weekly_demand`) and store the forecasts; with `only_stale`, only
+    those whose history changed since their stored forecast."""
     from backorders.forecasting import models, runner  # the models load pandas: on use
 
     first_week = week_of(today or today_utc())
     async with autocommit(engine).connect() as conn:
-        history = await weekly_demand(conn, skus, first_week, settings.forecast_history_weeks)
+        if history is None:
+            history = await weekly_demand(conn, skus, first_week, settings.forecast_history_weeks)
         stored = await _stored(conn, skus) if only_stale else {}
     hashes = {sku: history_hash(first_week, weekly) for sku, weekly in history.items()}
     todo = [sku for sku in history
@@ -346,17 +349,17 @@ async def forecast(engine: AsyncEngine, sku: str, settings: Settings, *,
     """`GET /forecast/{sku}`: recomputed first when its history changed."""
     today = today or today_utc()
     async with autocommit(engine).connect() as conn:
-        exists = (await conn.execute(sa.text("SELECT 1 FROM products WHERE sku = :sku"),
-                                     {"sku": sku})).first()
-    if exists is None:
+        history = await weekly_demand(conn, [sku], week_of(today),
+                                      settings.forecast_history_weeks)
+    if sku not in history:  # it has a history, however short, exactly when it exists
         raise NotFound("unknown_sku", f"no product with SKU {sku!r}", field="sku")
-    stored = (await compute(engine, [sku], settings, today=today, only_stale=True))[sku]
+    weekly = history[sku]
+    stored = (await compute(engine, [sku], settings, today=today, only_stale=True,
+                            history=history))[sku]
     async with autocommit(engine).connect() as conn:
         plan = (await plans(conn, {sku: stored}, settings, today))[sku]
         days = await daily_demand(conn, sku, week_of(today) - timedelta(
             weeks=settings.forecast_history_weeks))
-        weekly = (await weekly_demand(conn, [sku], week_of(today),
-                                      settings.forecast_history_weeks))[sku]
     first_history = stored.first_week - timedelta(weeks=len(weekly))
     return ForecastOut(
         sku=sku, computed_at=stored.computed_at, model=stored.model, pattern=stored.pattern,
