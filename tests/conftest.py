@@ -8,6 +8,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
 pytest_plugins = ["tests.fakes.providers"]  # the `provider_server` fixture
+
+
+MIDNIGHT_MARGIN_S = 60  # longer than any one dated test takes
 
 
 def _external_server_url() -> str | None:
@@ -63,6 +68,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         pg.stop(mode="immediate")
+
+
+@pytest.fixture
+def one_utc_day() -> None:
+    """A test that dates things from today and checks the server's dates must run within
+    one UTC day: too close to midnight, it waits for the new day to begin."""
+    now = datetime.now(UTC)
+    left = (datetime.combine(now.date() + timedelta(days=1), dt_time(), UTC) - now).total_seconds()
+    if left < MIDNIGHT_MARGIN_S:
+        time.sleep(left + 0.5)
 
 
 @pytest.fixture(scope="session")

@@ -8,25 +8,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from backorders.contracts.forecast import ForecastRun
 from backorders.forecasting.models import MIN_HISTORY_WEEKS
 from backorders.services import forecasts
-from tests.support import make_product, place, rows, scalar, start_worker
+from tests.support import make_product, place, rows, scalar, start_worker, utc_today
 from workflows.forecast import ForecastWorkflow
 
-TODAY = datetime.now(UTC).date()
+pytestmark = pytest.mark.usefixtures("one_utc_day")
 
 
 def day(offset: int) -> str:
-    return (TODAY + timedelta(days=offset)).isoformat()
+    return (utc_today() + timedelta(days=offset)).isoformat()
 
 
 async def seed_demand(db, sku: str, per_day: int, weeks: int, *, channel: str = "web") -> None:
     """`per_day` units of `sku` ordered (and shipped) every day for `weeks` whole weeks
     before this one: a history as the ledger keeps it, without running the lines."""
-    monday = TODAY - timedelta(days=TODAY.weekday())
+    monday = utc_today() - timedelta(days=utc_today().weekday())
     start = monday - timedelta(weeks=weeks)
     orders, lines = [], []
     for i in range((monday - start).days):
@@ -83,7 +84,7 @@ async def test_ten_a_day_with_a_hundred_on_hand_and_no_supply_stocks_out_in_abou
     assert all(w["lo95"] <= w["lo80"] <= w["mean"] <= w["hi80"] <= w["hi95"]
                for w in f["forecast"])
     stockout = datetime.fromisoformat(f["stockout_date"]).date()
-    assert 9 <= (stockout - TODAY).days <= 11
+    assert 9 <= (stockout - utc_today()).days <= 11
     assert f["predicted_backorder_units"] > 0
     # The history as ordered, per day and channel.
     assert f["history"][-1]["ordered"] == 10 and f["history"][-1]["by_channel"] == {"web": 10}
@@ -116,7 +117,7 @@ async def test_a_late_supplier_moves_the_stockout_date(api, db):
     # Promised in five days, likely in nineteen: the hundred runs out on day ten.
     f = await get_forecast(api, "FC-3")
     stockout = datetime.fromisoformat(f["stockout_date"]).date()
-    assert 9 <= (stockout - TODAY).days <= 11
+    assert 9 <= (stockout - utc_today()).days <= 11
     assert sum(w["arriving"] for w in f["projection"]) == 1000
 
 

@@ -4,7 +4,7 @@ promised dates), shown in the API, the workflow's state and the customer's messa
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -20,10 +20,10 @@ from backorders.domain.delays import (
 from backorders.notify.templates import longdate
 from backorders.services.supplier_delays import delay_samples
 from backorders.settings import Settings
-from tests.support import eventually, make_product, place, receive, rows
+from tests.support import eventually, make_product, place, receive, rows, utc_today
 from workflows.line import LineWorkflow
 
-TODAY = datetime.now(UTC).date()
+pytestmark = pytest.mark.usefixtures("one_utc_day")
 LEAD = 2  # ETA_HANDLING_DAYS default
 # Days late of each past receipt from "lateco": usually a week, once early, once two weeks.
 LATECO_DELAYS = [-3, 5, 6, 7, 7, 7, 7, 8, 9, 14]
@@ -31,7 +31,7 @@ P50, P90 = 7, 9  # nearest rank: the 5th and 9th of the ten, sorted
 
 
 def day(offset: int) -> date:
-    return TODAY + timedelta(days=offset)
+    return utc_today() + timedelta(days=offset)
 
 
 async def put_po(api: Any, number: str, supplier: str, sku: str, quantity: int,

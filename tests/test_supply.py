@@ -7,8 +7,10 @@ ship-complete orders held until every line can ship."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from tests.support import (
     eventually,
@@ -18,16 +20,17 @@ from tests.support import (
     receive,
     rows,
     scalar,
+    utc_today,
     wait_settled,
 )
 from workflows.line import LineWorkflow
 
-TODAY = datetime.now(UTC).date()
+pytestmark = pytest.mark.usefixtures("one_utc_day")
 LEAD = 2  # ETA_HANDLING_DAYS default
 
 
 def day(offset: int) -> str:
-    return (TODAY + timedelta(days=offset)).isoformat()
+    return (utc_today() + timedelta(days=offset)).isoformat()
 
 
 async def put_po(api, number: str, supplier: str, lines: list[tuple[str, int, int]],
@@ -180,7 +183,7 @@ async def test_discontinuing_a_sku_cancels_its_waiting_lines_with_refunds(api, w
 
 
 async def test_backorders_are_refused_after_backorder_until(api, worker, db):
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    yesterday = (utc_today() - timedelta(days=1)).isoformat()
     await make_product(api, "UNTIL-1", on_hand=1, backorder_until=yesterday)
     r = await api.post("/orders", json={"channel": "web", "order_number": "U-1",
                                         "customer": {"id": "gil"},
