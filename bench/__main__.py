@@ -575,6 +575,14 @@ def table(results: dict[str, Any]) -> str:
                      f"{it['p50_ms']:.0f} / {it['p95_ms']:.0f} / {it['p99_ms']:.0f} ms", ""))
     sp = results.get("intake_spike")
     if sp:
+        cap = sp.get("capacity")
+        if cap:
+            cpu = ", ".join(f"{k} {v:.1f}" for k, v in cap["cpu_ms_per_order"].items())
+            rows.append(("intake-spike capacity: accepted/s, closed loop",
+                         f"{cap['accepted_per_second']:.0f}",
+                         f"{cap['clients']} clients, p50/p95/p99 {cap['p50_ms']:.0f}/"
+                         f"{cap['p95_ms']:.0f}/{cap['p99_ms']:.0f} ms, "
+                         f"{cap['cores_busy']:.2f} cores busy; CPU ms per order: {cpu}"))
         for name in ("sustained", "burst"):
             f = sp[name]
             rows.append((f"intake-spike {name}: accepted/s of offered",

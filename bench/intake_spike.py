@@ -6,7 +6,11 @@ Open loop: requests are offered at a fixed rate whatever the answers' speed (a f
 sale does not wait for us), with at most `MAX_IN_FLIGHT` outstanding; an offer that finds
 no free slot is counted as shed by the client. Figures: accepted orders/s, latency
 p50/p95/p99, what was refused and why, and the drain, from the burst's end until every
-accepted order's line workflows have started (no line.start left undelivered)."""
+accepted order's line workflows have started (no line.start left undelivered).
+
+Beside them, the closed-loop capacity (a few clients, each sending its next order when
+the last is answered) and the CPU each process spent per accepted order there: what the
+whole stack costs an order on this machine, and so the most it can take."""
 
 from __future__ import annotations
 
@@ -26,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backorders.settings import Settings
 from backorders.temporal import connect as temporal_connect
 from bench.ceiling import BareLine
-from bench.infra import Infra
+from bench.infra import CpuMeter, Infra
 
 NAMESPACE = "bench-intake-spike"
 CEILING_NAMESPACE = "bench-intake-starts"
 SECRET = "bench-spike-secret-0123456789"
 MAX_IN_FLIGHT = 256
+CAPACITY_CLIENTS = 16
 
 
 def _order(n: int) -> bytes:
@@ -47,6 +52,52 @@ def _sign(body: bytes) -> str:
     return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
 
 
+async def _post(http: httpx.AsyncClient, n: int) -> int:
+    body = _order(n)
+    try:
+        r = await http.post("/channels/spike/orders", content=body, headers={
+            "content-type": "application/json", "X-Shopify-Hmac-Sha256": _sign(body),
+            "X-Shopify-Webhook-Id": f"spike-{n}"})
+        return r.status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _quantiles_ms(latencies: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
+    return {"p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
+
+
+async def _capacity(http: httpx.AsyncClient, meter: CpuMeter, seconds: float,
+                    first: int) -> dict[str, Any]:
+    """Closed loop: CAPACITY_CLIENTS clients, each sending its next order when the last
+    is answered, so the stack runs at its own pace; with the CPU per accepted order."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    numbers = iter(range(first, first + 10**8))
+
+    async def client(deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            status = await _post(http, next(numbers))
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 201:
+                latencies.append(time.perf_counter() - sent)
+
+    meter.start()
+    started = time.perf_counter()
+    await asyncio.gather(*(client(started + seconds) for _ in range(CAPACITY_CLIENTS)))
+    elapsed = time.perf_counter() - started
+    shares = meter.stop()
+    accepted = max(len(latencies), 1)
+    cpu_ms = {name.removesuffix("_cpu_share"): share * elapsed * 1000 / accepted
+              for name, share in shares.items()}
+    return {"clients": CAPACITY_CLIENTS, "seconds": elapsed, "accepted": len(latencies),
+            "accepted_per_second": len(latencies) / elapsed, **_quantiles_ms(latencies),
+            "statuses": statuses, "cpu_ms_per_order": cpu_ms,
+            "cores_busy": sum(shares.values())}
+
+
 async def _offer(http: httpx.AsyncClient, rate: float, seconds: float,
                  first: int) -> dict[str, Any]:
     latencies: list[float] = []
@@ -56,15 +107,9 @@ async def _offer(http: httpx.AsyncClient, rate: float, seconds: float,
     tasks: list[asyncio.Task[None]] = []
 
     async def one(n: int) -> None:
-        body = _order(n)
         sent = time.perf_counter()
         try:
-            r = await http.post("/channels/spike/orders", content=body, headers={
-                "content-type": "application/json", "X-Shopify-Hmac-Sha256": _sign(body),
-                "X-Shopify-Webhook-Id": f"spike-{n}"})
-            status = r.status_code
-        except httpx.HTTPError:
-            status = 0
+            status = await _post(http, n)
         finally:
             slots.release()
         statuses[status] = statuses.get(status, 0) + 1
@@ -85,11 +130,9 @@ async def _offer(http: httpx.AsyncClient, rate: float, seconds: float,
         tasks.append(asyncio.create_task(one(first + i)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
     return {"offered_per_second": rate, "seconds": seconds, "offered": total,
             "accepted": len(latencies), "accepted_per_second": len(latencies) / elapsed,
-            "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000,
-            "statuses": statuses, "shed_by_client": shed}
+            **_quantiles_ms(latencies), "statuses": statuses, "shed_by_client": shed}
 
 
 _PENDING = sa.text(
@@ -143,6 +186,13 @@ async def bench_intake_spike(infra: Infra, engine: AsyncEngine, *, sustained_rat
                 assert r.status_code in (200, 201), r.text
             await _offer(http, 20, 2, first=0)  # warm the API's pool and plans
             await _drain(engine)
+            assert infra.temporal and infra.temporal.pid and infra.postgres
+            postgres_pid = infra.postgres.pid()
+            assert postgres_pid
+            meter = CpuMeter(api=api.pid, worker=worker.pid, temporal=infra.temporal.pid,
+                             postgres=postgres_pid)
+            capacity = await _capacity(http, meter, 15, first=500_000)
+            capacity["drain_seconds"] = await _drain(engine)
             sustained = await _offer(http, sustained_rate, sustained_seconds, first=1_000)
             sustained["drain_seconds"] = await _drain(engine)
             burst = await _offer(http, burst_rate, burst_seconds, first=1_000_000)
@@ -151,5 +201,5 @@ async def bench_intake_spike(infra: Infra, engine: AsyncEngine, *, sustained_rat
         infra.stop(api)
         infra.stop(worker)
     starts = await _start_ceiling(infra, 2000)
-    return {"sustained": sustained, "burst": burst,
+    return {"capacity": capacity, "sustained": sustained, "burst": burst,
             "temporal_bare_starts_per_second": starts}
