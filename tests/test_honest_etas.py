@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_utc_day")
 LEAD = 2  # ETA_HANDLING_DAYS default
 # Days late of each past receipt from "lateco": usually a week, once early, once two weeks.
 LATECO_DELAYS = [-3, 5, 6, 7, 7, 7, 7, 8, 9, 14]
-P50, P90 = 7, 9  # nearest rank: the 5th and 9th of the ten, sorted
+P50, P90 = 7, 14  # ranks ceil(q * 11): the 6th and 10th of the ten, sorted
 
 
 def day(offset: int) -> date:
@@ -64,12 +64,14 @@ def iso(offset: int) -> str:
 # --- The pure rules -----------------------------------------------------------------------
 
 
-def test_quantile_days_is_the_nearest_rank_of_the_samples() -> None:
+def test_quantile_days_is_the_least_rank_that_covers_the_next_delivery() -> None:
     assert quantile_days([], 0.5) == 0
     assert quantile_days(LATECO_DELAYS, 0.5) == P50
     assert quantile_days(LATECO_DELAYS, 0.9) == P90
-    assert quantile_days(list(range(1, 11)), 0.7) == 7  # 0.7 * 10 is 7.000000000000001
-    assert quantile_days([-2, -1], 0.5) == -2
+    assert quantile_days(list(range(1, 10)), 0.7) == 7  # 0.7 * 10 is 7.000000000000001
+    assert quantile_days([-2, -1], 0.5) == -1  # rank ceil(1.5) = 2
+    assert quantile_days(list(range(1, 9)), 0.9) == 8  # too few for a p90: the largest
+    assert quantile_days(list(range(1, 100)), 0.9) == 90  # 90 of 100 cover 0.9 exactly
     with pytest.raises(ValueError):
         quantile_days([1], 1.5)
 

@@ -13,16 +13,19 @@ _EPSILON = 1e-9
 
 
 def quantile_days(samples: Sequence[int], q: float) -> int:
-    """The empirical `q` quantile of delay days (nearest rank: the smallest sample with at
-    least a share `q` of the samples at or below it). 0 for no samples. Negative samples
-    (early deliveries) count like any other."""
+    """The `q` quantile of delay days as a bound for the next delivery: the k-th smallest
+    of n samples with k = ceil(q·(n + 1)), at most n. A new delay falls at or below the
+    k-th of n past ones with probability k/(n + 1) whatever the distribution, so this is
+    the least rank whose cover is at least `q` (the plain nearest rank, ceil(q·n), covers
+    only 9 in 11 at p90 from ten samples). Fewer samples than that needs: the largest.
+    0 for no samples. Negative samples (early deliveries) count like any other."""
     if not 0 <= q <= 1:
         raise ValueError(f"quantile {q!r} is not between 0 and 1")
     if not samples:
         return 0
     ordered = sorted(samples)
     # `- _EPSILON`: 0.7 * 10 is 7.000000000000001 in floating point, still rank 7.
-    rank = max(1, math.ceil(q * len(ordered) - _EPSILON))
+    rank = min(len(ordered), max(1, math.ceil(q * (len(ordered) + 1) - _EPSILON)))
     return int(ordered[rank - 1])
 
 
