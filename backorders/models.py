@@ -466,6 +466,29 @@ class Forecast(Base):
     weeks: Mapped[list[Any]] = mapped_column(JSONB)
 
 
+class ReplenishmentPlan(Base):
+    """A SKU's replenishment suggestion for one horizon, and a hash of everything it was
+    made from (`inputs_hash`: forecast, stock, supply, supplier record, settings, day);
+    `GET /replenishment` recomputes only the SKUs whose inputs changed since."""
+
+    __tablename__ = "replenishment_plans"
+    __table_args__ = (
+        sa.Index("ix_replenishment_plans_rank", "horizon_weeks",
+                 sa.text("predicted_backorder_units DESC")),
+    )
+
+    sku: Mapped[str] = mapped_column(
+        sa.ForeignKey("products.sku", name="fk_replenishment_plans_sku"), primary_key=True)
+    horizon_weeks: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    inputs_hash: Mapped[str] = mapped_column(sa.Text)
+    computed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    supplier_id: Mapped[str | None] = mapped_column(sa.Text)
+    suggested_quantity: Mapped[int] = mapped_column(sa.Integer)
+    predicted_backorder_units: Mapped[float] = mapped_column(sa.Float)
+    order_by: Mapped[Any] = mapped_column(sa.Date, nullable=True)
+    item: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
 class Supplier(Base):
     __tablename__ = "suppliers"
 
@@ -509,6 +532,8 @@ class PurchaseOrderLine(Base):
         sa.CheckConstraint("received_quantity >= 0", name="received"),
         sa.Index("ix_purchase_order_lines_open", "sku", "expected_at",
                  postgresql_where=sa.text("NOT cancelled AND received_quantity < quantity")),
+        # Every line of a SKU, received or not: its latest supplier, at catalogue scale.
+        sa.Index("ix_purchase_order_lines_sku", "sku"),
     )
 
 

@@ -190,6 +190,68 @@ async def test_replenishment_lists_what_to_order_most_predicted_backorders_first
     assert (await api.get("/replenishment", params={"horizon_weeks": 0})).status_code == 422
 
 
+async def test_replenishment_projects_again_only_the_skus_whose_inputs_changed(
+        api, db, settings, monkeypatch):
+    for sku, per_day, supplier in (("RC-A", 5, "acme"), ("RC-B", 5, "acme"),
+                                   ("RC-C", 5, "zenith")):
+        await make_product(api, sku, supplier_id=supplier, lead_time_days=7)
+        await seed_demand(db, sku, per_day, WEEKS)
+    await forecasts.compute(db, ["RC-A", "RC-B", "RC-C"], settings)
+    projected: list[str] = []
+    plan = forecasts._plan
+
+    def counting(inputs, *args, **kwargs):
+        projected.append(inputs.sku)
+        return plan(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(forecasts, "_plan", counting)
+
+    async def listed() -> dict[str, dict[str, Any]]:
+        r = await api.get("/replenishment")
+        assert r.status_code == 200, r.text
+        return {i["sku"]: i for i in r.json()}
+
+    first = await listed()
+    assert sorted(projected) == ["RC-A", "RC-B", "RC-C"] and first["RC-A"]["available"] == 0
+    projected.clear()
+    assert await listed() == first and projected == []  # nothing changed: nothing projected
+
+    r = await api.put("/inventory/RC-A", json={"on_hand": 40})  # a count
+    assert r.status_code == 200, r.text
+    after_count = await listed()
+    assert projected == ["RC-A"] and after_count["RC-A"]["available"] == 40
+    assert after_count["RC-A"]["suggested_quantity"] < first["RC-A"]["suggested_quantity"]
+    projected.clear()
+
+    await put_po(api, "PO-RC-C", "zenith", "RC-C", 30, 3)  # supply on the way
+    after_po = await listed()
+    assert projected == ["RC-C"] and after_po["RC-C"]["incoming"] == 30
+    projected.clear()
+
+    one_week = (await api.get("/replenishment", params={"horizon_weeks": 1})).json()
+    assert sorted(projected) == ["RC-A", "RC-B", "RC-C"]  # each horizon is its own plan
+    assert {i["sku"] for i in one_week} <= {"RC-A", "RC-B", "RC-C"}
+    projected.clear()
+    r = await api.put("/products/RC-B", json={"backorder": {"discontinued": True}})
+    assert r.status_code == 200, r.text
+    assert "RC-B" not in await listed() and projected == []
+
+
+async def test_the_forecast_run_leaves_replenishment_nothing_to_project(api, db, settings,
+                                                                        monkeypatch):
+    for sku in ("RW-A", "RW-B"):
+        await make_product(api, sku, supplier_id="acme", lead_time_days=7)
+        await seed_demand(db, sku, 4, WEEKS)
+    await forecasts.refresh(db, ["RW-A", "RW-B"], settings)
+    projected: list[str] = []
+    plan = forecasts._plan
+    monkeypatch.setattr(forecasts, "_plan",
+                        lambda inputs, *a, **k: projected.append(inputs.sku) or plan(inputs, *a, **k))
+    r = await api.get("/replenishment")
+    assert r.status_code == 200, r.text
+    assert {i["sku"] for i in r.json()} == {"RW-A", "RW-B"} and projected == []
+
+
 async def test_forecast_errors_name_the_sku(api):
     r = await api.get("/forecast/NOPE")
     assert r.status_code == 404 and r.json()["field"] == "sku"

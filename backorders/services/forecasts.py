@@ -273,12 +273,25 @@ def _lead_time(samples: list[int] | None, product_days: int | None,
     return LeadTime(float(days), 0.0, False)
 
 
-async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: Settings,
-                today: date, *, horizon_weeks: int | None = None) -> dict[str, Plan]:
-    """Position, projection and suggestion for each forecast SKU, as the ledger is now."""
-    skus = sorted(forecasts)
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a SKU's plan is made of besides its forecast, as the ledger is now: its
+    position (arrivals already shifted by their supplier's likely delay) and lead time."""
+
+    sku: str
+    name: str | None
+    supplier_id: str | None
+    substitutes: tuple[str, ...]
+    position: Position
+    lead_time: LeadTime
+
+
+async def plan_inputs(conn: AsyncConnection, skus: Sequence[str],
+                      settings: Settings) -> dict[str, PlanInputs]:
+    """Each SKU's position and lead time, read set-wise for any number of SKUs."""
     if not skus:
         return {}
+    skus = sorted(skus)
     products = (await conn.execute(sa.text(
         """
         SELECT p.sku, p.name, p.lead_time_days, p.substitutes,
@@ -299,31 +312,58 @@ async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: S
     quantiles = supplier_quantiles(await delay_samples(conn, suppliers),
                                    settings.eta_likely_quantile, settings.eta_latest_quantile)
     lead_samples = await _lead_times(conn, suppliers)
-    offered = await substitutes.in_stock_for(conn, {p.sku: p.substitutes for p in products})
     arrivals: dict[str, list[Arrival]] = {}
     for s in supply:
         delay = quantiles.get(s.supplier_id)
         on = shifted(s.expected_at, s.promised_at, delay.likely) if delay else s.expected_at
         arrivals.setdefault(s.sku, []).append(Arrival(on, int(s.outstanding)))
-    out = {}
-    for p in products:
-        stored = forecasts[p.sku]
-        weekly = stored.means
-        if horizon_weeks is not None:
-            weekly = weekly[:horizon_weeks]
-        position = Position(int(p.on_hand), int(p.reserved), int(p.waiting),
-                            tuple(arrivals.get(p.sku, ())))
-        lead_time = _lead_time(lead_samples.get(p.supplier_id) if p.supplier_id else None,
-                               p.lead_time_days, settings)
-        out[p.sku] = Plan(
-            sku=p.sku, name=p.name, supplier_id=p.supplier_id, position=position,
-            lead_time=lead_time,
-            projection=project(position, stored.first_week, weekly, today),
-            suggestion=suggest(position, stored.first_week, weekly, stored.error_sd,
-                               lead_time, today, service_level=settings.forecast_service_level,
-                               review_weeks=settings.forecast_review_weeks),
-            substitutes=offered[p.sku])
-    return out
+    lead_times: dict[tuple[str | None, int | None], LeadTime] = {}
+
+    def lead_time(supplier_id: str | None, product_days: int | None) -> LeadTime:
+        key = (supplier_id, product_days)
+        if key not in lead_times:  # one per supplier, not one per SKU
+            lead_times[key] = _lead_time(lead_samples.get(supplier_id) if supplier_id else None,
+                                         product_days, settings)
+        return lead_times[key]
+
+    return {p.sku: PlanInputs(
+        sku=p.sku, name=p.name, supplier_id=p.supplier_id,
+        substitutes=tuple(p.substitutes or ()),
+        position=Position(int(p.on_hand), int(p.reserved), int(p.waiting),
+                          tuple(sorted(arrivals.get(p.sku, ()),
+                                       key=lambda a: (a.on, a.quantity)))),
+        lead_time=lead_time(p.supplier_id, p.lead_time_days)) for p in products}
+
+
+def _plan(inputs: PlanInputs, stored: Stored, settings: Settings, today: date,
+          horizon_weeks: int | None, offered: list[SubstituteOut]) -> Plan:
+    weekly = stored.means if horizon_weeks is None else stored.means[:horizon_weeks]
+    return Plan(
+        sku=inputs.sku, name=inputs.name, supplier_id=inputs.supplier_id,
+        position=inputs.position, lead_time=inputs.lead_time,
+        projection=project(inputs.position, stored.first_week, weekly, today),
+        suggestion=suggest(inputs.position, stored.first_week, weekly, stored.error_sd,
+                           inputs.lead_time, today, service_level=settings.forecast_service_level,
+                           review_weeks=settings.forecast_review_weeks),
+        substitutes=offered)
+
+
+async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: Settings,
+                today: date, *, horizon_weeks: int | None = None) -> dict[str, Plan]:
+    """Position, projection and suggestion for each forecast SKU, as the ledger is now."""
+    inputs = await plan_inputs(conn, list(forecasts), settings)
+    offered = await substitutes.in_stock_for(
+        conn, {sku: i.substitutes for sku, i in inputs.items()})
+    return {sku: _plan(i, forecasts[sku], settings, today, horizon_weeks, offered[sku])
+            for sku, i in inputs.items()}
+
+
+def plan_hash(inputs: PlanInputs, forecast_hash: str, forecast_at: datetime, today: date,
+              horizon_weeks: int, settings: Settings) -> str:
+    """Everything a stored plan was made from: equal hashes, equal plans."""
+    basis = (inputs, forecast_hash, forecast_at.astimezone(UTC).isoformat(), today.isoformat(),
+             horizon_weeks, settings.forecast_service_level, settings.forecast_review_weeks)
+    return hashlib.sha256(repr(basis).encode()).hexdigest()
 
 
 def replenishment_out(plan: Plan) -> ReplenishmentOut:
@@ -380,25 +420,76 @@ async def replenishment(engine: AsyncEngine, settings: Settings, *,
                         horizon_weeks: int | None = None, supplier_id: str | None = None,
                         limit: int = 100, today: date | None = None) -> list[ReplenishmentOut]:
     """SKUs to order, the most predicted backorder units first, from the stored
-    forecasts (the schedule keeps them fresh) and the stock and supply as they are now."""
-    if horizon_weeks is not None and horizon_weeks > settings.forecast_horizon_weeks:
+    forecasts (the schedule keeps them fresh) and the stock and supply as they are now.
+
+    Each SKU's plan is stored with the hash of its inputs: a call reads every SKU's inputs
+    set-wise, but projects only those whose inputs changed since (after a forecast run,
+    or a receipt, an order, a count or a purchase order touching them), and ranks in SQL."""
+    horizon = settings.forecast_horizon_weeks if horizon_weeks is None else horizon_weeks
+    if horizon > settings.forecast_horizon_weeks:
         raise Invalid("horizon_beyond_forecast",
                       f"horizon_weeks may be at most {settings.forecast_horizon_weeks}, the "
                       "weeks the forecasts cover (FORECAST_HORIZON_WEEKS)", field="horizon_weeks")
     today = today or today_utc()
     async with autocommit(engine).connect() as conn:
-        skus = (await conn.execute(sa.text(
+        forecast_of = {r.sku: r for r in (await conn.execute(sa.text(
             """
-            SELECT f.sku FROM forecasts f JOIN products p ON p.sku = f.sku
-            WHERE NOT p.discontinued
-            """))).scalars().all()
-        found = await plans(conn, await _stored(conn, skus), settings, today,
-                            horizon_weeks=horizon_weeks)
-    items = [replenishment_out(p) for p in found.values()
-             if p.suggestion.suggested_quantity > 0
-             and (supplier_id is None or p.supplier_id == supplier_id)]
-    items.sort(key=lambda i: (-i.predicted_backorder_units, i.order_by or date.max, i.sku))
-    return items[:limit]
+            SELECT f.sku, f.history_hash, f.computed_at FROM forecasts f
+            JOIN products p ON p.sku = f.sku WHERE NOT p.discontinued
+            """))).all()}
+        skus = sorted(forecast_of)
+        inputs = await plan_inputs(conn, skus, settings)
+        hashes = {sku: plan_hash(i, forecast_of[sku].history_hash, forecast_of[sku].computed_at,
+                                 today, horizon, settings) for sku, i in inputs.items()}
+        stored = {r.sku: r.inputs_hash for r in (await conn.execute(sa.text(
+            "SELECT sku, inputs_hash FROM replenishment_plans WHERE horizon_weeks = :h"),
+            {"h": horizon})).all()}
+        stale = [sku for sku in skus if stored.get(sku) != hashes[sku]]
+        if stale:
+            forecasts = await _stored(conn, stale)
+            fresh = {sku: _plan(inputs[sku], forecasts[sku], settings, today, horizon, [])
+                     for sku in stale if sku in forecasts}
+            await _store_plans(engine, fresh, hashes, horizon)
+            log.info("replenishment: %d of %d plan(s) recomputed", len(fresh), len(skus))
+        rows = (await conn.execute(sa.text(
+            """
+            SELECT rp.item FROM replenishment_plans rp
+            WHERE rp.horizon_weeks = :h AND rp.sku = ANY(:skus) AND rp.suggested_quantity > 0
+              AND (CAST(:supplier AS text) IS NULL OR rp.supplier_id = :supplier)
+            ORDER BY rp.predicted_backorder_units DESC, rp.order_by NULLS LAST, rp.sku
+            LIMIT :limit
+            """), {"h": horizon, "skus": skus, "supplier": supplier_id,
+                   "limit": limit})).scalars().all()
+        offered = await substitutes.in_stock_for(
+            conn, {item["sku"]: inputs[item["sku"]].substitutes for item in rows})
+    return [ReplenishmentOut(**item, substitutes=offered[item["sku"]]) for item in rows]
+
+
+async def _store_plans(engine: AsyncEngine, fresh: dict[str, Plan], hashes: dict[str, str],
+                       horizon: int) -> None:
+    async def store(conn: AsyncConnection) -> None:
+        await conn.execute(sa.text(
+            """
+            INSERT INTO replenishment_plans (sku, horizon_weeks, inputs_hash, supplier_id,
+                suggested_quantity, predicted_backorder_units, order_by, item)
+            VALUES (:sku, :h, :inputs_hash, :supplier_id, :suggested_quantity,
+                :predicted_backorder_units, :order_by, CAST(:item AS jsonb))
+            ON CONFLICT (sku, horizon_weeks) DO UPDATE SET
+                inputs_hash = EXCLUDED.inputs_hash, computed_at = now(),
+                supplier_id = EXCLUDED.supplier_id,
+                suggested_quantity = EXCLUDED.suggested_quantity,
+                predicted_backorder_units = EXCLUDED.predicted_backorder_units,
+                order_by = EXCLUDED.order_by, item = EXCLUDED.item
+            """), [{
+                "sku": sku, "h": horizon, "inputs_hash": hashes[sku],
+                "supplier_id": plan.supplier_id,
+                "suggested_quantity": plan.suggestion.suggested_quantity,
+                "predicted_backorder_units": plan.suggestion.backorder_units,
+                "order_by": plan.suggestion.order_by,
+                "item": replenishment_out(plan).model_dump_json(exclude={"substitutes"}),
+            } for sku, plan in sorted(fresh.items())])  # one lock order: no deadlock
+
+    await transaction(engine, store)
 
 
 # --- The scheduled run ------------------------------------------------------------------
@@ -423,17 +514,28 @@ async def refresh(engine: AsyncEngine, skus: Sequence[str], settings: Settings, 
     within its lead time plus `forecast_shortage_horizon_days` (once per cool-down)."""
     today = today or today_utc()
     fresh = await compute(engine, skus, settings, today=today)
-    shortages = 0
+    if not fresh:
+        return BatchOutcome(0, 0, 0)
+    horizon = settings.forecast_horizon_weeks
+    async with autocommit(engine).connect() as conn:
+        inputs = await plan_inputs(conn, list(fresh), settings)
+        offered = await substitutes.in_stock_for(
+            conn, {sku: i.substitutes for sku, i in inputs.items()})
+    made = {sku: _plan(i, fresh[sku], settings, today, horizon, offered[sku])
+            for sku, i in inputs.items()}
 
     async def alert(conn: AsyncConnection) -> int:
         told = 0
-        for plan in (await plans(conn, fresh, settings, today)).values():
+        for plan in made.values():
             if await impending_shortage(conn, plan, settings, today):
                 told += 1
         return told
 
-    if fresh:
-        shortages = await transaction(engine, alert)
+    shortages = await transaction(engine, alert)
+    # Stored as `GET /replenishment` would make them: its next call projects none again.
+    await _store_plans(engine, made, {
+        sku: plan_hash(inputs[sku], fresh[sku].history_hash, fresh[sku].computed_at, today,
+                       horizon, settings) for sku in made}, horizon)
     return BatchOutcome(len(fresh), sum(s.fallback for s in fresh.values()), shortages)
 
 
