@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 MIN_LEAD_TIME_SAMPLES = 3
 """Receipts a supplier needs before its own lead times replace the product's."""
 
+PLAN_VERSION = 1
+"""Bump when the projection or suggestion rules change: every stored plan is then stale."""
+PLAN_RULES = (PLAN_VERSION, MIN_LEAD_TIME_SAMPLES, tuple(ReplenishmentOut.model_fields))
+"""What besides its inputs a stored plan depends on (a new field in the answer included)."""
+
 
 def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
@@ -360,9 +365,11 @@ async def plans(conn: AsyncConnection, forecasts: dict[str, Stored], settings: S
 
 def plan_hash(inputs: PlanInputs, forecast_hash: str, forecast_at: datetime, today: date,
               horizon_weeks: int, settings: Settings) -> str:
-    """Everything a stored plan was made from: equal hashes, equal plans."""
-    basis = (inputs, forecast_hash, forecast_at.astimezone(UTC).isoformat(), today.isoformat(),
-             horizon_weeks, settings.forecast_service_level, settings.forecast_review_weeks)
+    """Everything a stored plan was made from, and the rules that made it: equal hashes,
+    equal plans."""
+    basis = (PLAN_RULES, inputs, forecast_hash, forecast_at.astimezone(UTC).isoformat(),
+             today.isoformat(), horizon_weeks, settings.forecast_service_level,
+             settings.forecast_review_weeks)
     return hashlib.sha256(repr(basis).encode()).hexdigest()
 
 
@@ -423,8 +430,9 @@ async def replenishment(engine: AsyncEngine, settings: Settings, *,
     forecasts (the schedule keeps them fresh) and the stock and supply as they are now.
 
     Each SKU's plan is stored with the hash of its inputs: a call reads every SKU's inputs
-    set-wise, but projects only those whose inputs changed since (after a forecast run,
-    or a receipt, an order, a count or a purchase order touching them), and ranks in SQL."""
+    set-wise, but projects only those whose inputs changed since (the day, its forecast,
+    stock, purchase orders, or its supplier's record), and ranks in SQL. It holds one
+    connection at a time, so calls that all store at once cannot starve the pool."""
     horizon = settings.forecast_horizon_weeks if horizon_weeks is None else horizon_weeks
     if horizon > settings.forecast_horizon_weeks:
         raise Invalid("horizon_beyond_forecast",
@@ -445,18 +453,20 @@ async def replenishment(engine: AsyncEngine, settings: Settings, *,
             "SELECT sku, inputs_hash FROM replenishment_plans WHERE horizon_weeks = :h"),
             {"h": horizon})).all()}
         stale = [sku for sku in skus if stored.get(sku) != hashes[sku]]
-        if stale:
-            forecasts = await _stored(conn, stale)
-            fresh = {sku: _plan(inputs[sku], forecasts[sku], settings, today, horizon, [])
-                     for sku in stale if sku in forecasts}
-            await _store_plans(engine, fresh, hashes, horizon)
-            log.info("replenishment: %d of %d plan(s) recomputed", len(fresh), len(skus))
+        forecasts = await _stored(conn, stale) if stale else {}
+    fresh = {sku: _plan(inputs[sku], forecasts[sku], settings, today, horizon, [])
+             for sku in stale if sku in forecasts}
+    if fresh:
+        await _store_plans(engine, fresh, hashes, horizon)
+        log.info("replenishment: %d of %d plan(s) recomputed", len(fresh), len(skus))
+    async with autocommit(engine).connect() as conn:
         rows = (await conn.execute(sa.text(
             """
             SELECT rp.item FROM replenishment_plans rp
             WHERE rp.horizon_weeks = :h AND rp.sku = ANY(:skus) AND rp.suggested_quantity > 0
               AND (CAST(:supplier AS text) IS NULL OR rp.supplier_id = :supplier)
-            ORDER BY rp.predicted_backorder_units DESC, rp.order_by NULLS LAST, rp.sku
+            ORDER BY rp.predicted_backorder_units DESC, rp.order_by NULLS LAST,
+                     rp.sku COLLATE "C"
             LIMIT :limit
             """), {"h": horizon, "skus": skus, "supplier": supplier_id,
                    "limit": limit})).scalars().all()
@@ -467,6 +477,9 @@ async def replenishment(engine: AsyncEngine, settings: Settings, *,
 
 async def _store_plans(engine: AsyncEngine, fresh: dict[str, Plan], hashes: dict[str, str],
                        horizon: int) -> None:
+    if not fresh:
+        return
+
     async def store(conn: AsyncConnection) -> None:
         await conn.execute(sa.text(
             """
