@@ -68,9 +68,11 @@ def test_quantile_days_is_the_least_rank_that_covers_the_next_delivery() -> None
     assert quantile_days([], 0.5) == 0
     assert quantile_days(LATECO_DELAYS, 0.5) == P50
     assert quantile_days(LATECO_DELAYS, 0.9) == P90
-    assert quantile_days(list(range(1, 10)), 0.7) == 7  # 0.7 * 10 is 7.000000000000001
+    assert quantile_days(list(range(1, 25)), 0.28) == 7  # 0.28 * 25 is 7.000000000000001
     assert quantile_days([-2, -1], 0.5) == -1  # rank ceil(1.5) = 2
     assert quantile_days(list(range(1, 9)), 0.9) == 8  # too few for a p90: the largest
+    assert quantile_days(list(range(1, 19)), 0.9) == 18  # still the largest: 17.1 rounds up
+    assert quantile_days(list(range(1, 20)), 0.9) == 18
     assert quantile_days(list(range(1, 100)), 0.9) == 90  # 90 of 100 cover 0.9 exactly
     with pytest.raises(ValueError):
         quantile_days([1], 1.5)

@@ -24,7 +24,7 @@ def quantile_days(samples: Sequence[int], q: float) -> int:
     if not samples:
         return 0
     ordered = sorted(samples)
-    # `- _EPSILON`: 0.7 * 10 is 7.000000000000001 in floating point, still rank 7.
+    # `- _EPSILON`: 0.28 * 25 is 7.000000000000001 in floating point, still rank 7.
     rank = min(len(ordered), max(1, math.ceil(q * (len(ordered) + 1) - _EPSILON)))
     return int(ordered[rank - 1])
 
