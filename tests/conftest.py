@@ -3,6 +3,7 @@ Temporal's time-skipping test server, and a worker with the outbox relay per tes
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.fakes.providers"]  # the `provider_server` fixture
 
 
-MIDNIGHT_MARGIN_S = 60  # longer than any one dated test takes
+MIDNIGHT_MARGIN_S = 30  # longer than any one dated test takes
 
 
 def _external_server_url() -> str | None:
@@ -70,14 +71,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pg.stop(mode="immediate")
 
 
-@pytest.fixture
-def one_utc_day() -> None:
+@pytest_asyncio.fixture
+async def one_utc_day() -> None:
     """A test that dates things from today and checks the server's dates must run within
     one UTC day: too close to midnight, it waits for the new day to begin."""
     now = datetime.now(UTC)
     left = (datetime.combine(now.date() + timedelta(days=1), dt_time(), UTC) - now).total_seconds()
     if left < MIDNIGHT_MARGIN_S:
-        time.sleep(left + 0.5)
+        await asyncio.sleep(left + 0.5)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,8 @@ from tests.test_forecasting import WEEKS, seed_demand
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
+pytestmark = pytest.mark.usefixtures("one_utc_day")
+
 PAGES = ["/dashboard/replenishment", "/dashboard/forecast/DF-SHORT"]
 
 

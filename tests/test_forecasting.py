@@ -27,7 +27,8 @@ def day(offset: int) -> str:
 async def seed_demand(db, sku: str, per_day: int, weeks: int, *, channel: str = "web") -> None:
     """`per_day` units of `sku` ordered (and shipped) every day for `weeks` whole weeks
     before this one: a history as the ledger keeps it, without running the lines."""
-    monday = utc_today() - timedelta(days=utc_today().weekday())
+    today = utc_today()
+    monday = today - timedelta(days=today.weekday())
     start = monday - timedelta(weeks=weeks)
     orders, lines = [], []
     for i in range((monday - start).days):
