@@ -149,6 +149,7 @@ class CpuMeter:
         self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self._start: dict[str, float] = {}
         self._wall = 0.0
+        self.wall = 0.0
 
     @staticmethod
     def _cpu(proc: psutil.Process) -> float:
@@ -170,6 +171,11 @@ class CpuMeter:
         self._wall = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
-        wall = time.perf_counter() - self._wall
-        return {f"{name}_cpu_share": (self._cpu(p) - self._start[name]) / wall
-                for name, p in self._procs.items()}
+        """Each process's CPU seconds per second of wall time since start()."""
+        return {f"{name}_cpu_share": seconds / self.wall
+                for name, seconds in self.stop_seconds().items()}
+
+    def stop_seconds(self) -> dict[str, float]:
+        """Each process's CPU seconds since start(); the wall time in `wall`."""
+        self.wall = time.perf_counter() - self._wall
+        return {name: self._cpu(p) - self._start[name] for name, p in self._procs.items()}

@@ -68,10 +68,11 @@ def _quantiles_ms(latencies: list[float]) -> dict[str, float]:
     return {"p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
 
 
-async def _capacity(http: httpx.AsyncClient, meter: CpuMeter, seconds: float,
-                    first: int) -> dict[str, Any]:
+async def _capacity(http: httpx.AsyncClient, meter: CpuMeter, engine: AsyncEngine,
+                    seconds: float, first: int) -> dict[str, Any]:
     """Closed loop: CAPACITY_CLIENTS clients, each sending its next order when the last
-    is answered, so the stack runs at its own pace; with the CPU per accepted order."""
+    is answered, so the stack runs at its own pace; with the CPU per accepted order, the
+    drain of what the window left behind included."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     numbers = iter(range(first, first + 10**8))
@@ -88,14 +89,14 @@ async def _capacity(http: httpx.AsyncClient, meter: CpuMeter, seconds: float,
     started = time.perf_counter()
     await asyncio.gather(*(client(started + seconds) for _ in range(CAPACITY_CLIENTS)))
     elapsed = time.perf_counter() - started
-    shares = meter.stop()
+    drain = await _drain(engine)
+    cpu = meter.stop_seconds()
     accepted = max(len(latencies), 1)
-    cpu_ms = {name.removesuffix("_cpu_share"): share * elapsed * 1000 / accepted
-              for name, share in shares.items()}
     return {"clients": CAPACITY_CLIENTS, "seconds": elapsed, "accepted": len(latencies),
             "accepted_per_second": len(latencies) / elapsed, **_quantiles_ms(latencies),
-            "statuses": statuses, "cpu_ms_per_order": cpu_ms,
-            "cores_busy": sum(shares.values())}
+            "statuses": statuses, "drain_seconds": drain,
+            "cpu_ms_per_order": {name: s * 1000 / accepted for name, s in cpu.items()},
+            "cores_busy": sum(cpu.values()) / meter.wall}
 
 
 async def _offer(http: httpx.AsyncClient, rate: float, seconds: float,
@@ -191,8 +192,7 @@ async def bench_intake_spike(infra: Infra, engine: AsyncEngine, *, sustained_rat
             assert postgres_pid
             meter = CpuMeter(api=api.pid, worker=worker.pid, temporal=infra.temporal.pid,
                              postgres=postgres_pid)
-            capacity = await _capacity(http, meter, 15, first=500_000)
-            capacity["drain_seconds"] = await _drain(engine)
+            capacity = await _capacity(http, meter, engine, 15, first=500_000)
             sustained = await _offer(http, sustained_rate, sustained_seconds, first=1_000)
             sustained["drain_seconds"] = await _drain(engine)
             burst = await _offer(http, burst_rate, burst_seconds, first=1_000_000)
