@@ -62,6 +62,7 @@ PLAN_VERSION = 1
 """Bump when the projection or suggestion rules change: every stored plan is then stale."""
 PLAN_RULES = (PLAN_VERSION, MIN_LEAD_TIME_SAMPLES, tuple(ReplenishmentOut.model_fields))
 """What besides its inputs a stored plan depends on (a new field in the answer included)."""
+_RULES_DIGEST = hashlib.sha256(repr(PLAN_RULES).encode())
 
 
 def week_of(day: date) -> date:
@@ -367,10 +368,12 @@ def plan_hash(inputs: PlanInputs, forecast_hash: str, forecast_at: datetime, tod
               horizon_weeks: int, settings: Settings) -> str:
     """Everything a stored plan was made from, and the rules that made it: equal hashes,
     equal plans."""
-    basis = (PLAN_RULES, inputs, forecast_hash, forecast_at.astimezone(UTC).isoformat(),
+    basis = (inputs, forecast_hash, forecast_at.astimezone(UTC).isoformat(),
              today.isoformat(), horizon_weeks, settings.forecast_service_level,
              settings.forecast_review_weeks)
-    return hashlib.sha256(repr(basis).encode()).hexdigest()
+    digest = _RULES_DIGEST.copy()
+    digest.update(repr(basis).encode())
+    return digest.hexdigest()
 
 
 def replenishment_out(plan: Plan) -> ReplenishmentOut:
@@ -442,17 +445,16 @@ async def replenishment(engine: AsyncEngine, settings: Settings, *,
     async with autocommit(engine).connect() as conn:
         forecast_of = {r.sku: r for r in (await conn.execute(sa.text(
             """
-            SELECT f.sku, f.history_hash, f.computed_at FROM forecasts f
-            JOIN products p ON p.sku = f.sku WHERE NOT p.discontinued
-            """))).all()}
+            SELECT f.sku, f.history_hash, f.computed_at, rp.inputs_hash AS stored_hash
+            FROM forecasts f JOIN products p ON p.sku = f.sku
+            LEFT JOIN replenishment_plans rp ON rp.sku = f.sku AND rp.horizon_weeks = :h
+            WHERE NOT p.discontinued
+            """), {"h": horizon})).all()}
         skus = sorted(forecast_of)
         inputs = await plan_inputs(conn, skus, settings)
         hashes = {sku: plan_hash(i, forecast_of[sku].history_hash, forecast_of[sku].computed_at,
                                  today, horizon, settings) for sku, i in inputs.items()}
-        stored = {r.sku: r.inputs_hash for r in (await conn.execute(sa.text(
-            "SELECT sku, inputs_hash FROM replenishment_plans WHERE horizon_weeks = :h"),
-            {"h": horizon})).all()}
-        stale = [sku for sku in skus if stored.get(sku) != hashes[sku]]
+        stale = [sku for sku in skus if forecast_of[sku].stored_hash != hashes[sku]]
         forecasts = await _stored(conn, stale) if stale else {}
     fresh = {sku: _plan(inputs[sku], forecasts[sku], settings, today, horizon, [])
              for sku in stale if sku in forecasts}
