@@ -4,7 +4,9 @@ line (`LOG_FORMAT=json`, through python-json-logger) for a log pipeline.
 Every record carries the correlation ids in force where it was written: the request id
 (`X-Request-Id`, in and out of the API), and the order, line, workflow and receipt ids
 that code sets with `bind()`; activities get their workflow's ids from the worker's
-interceptor, so a line's activities log under the same ids the API did."""
+interceptor and the order, receipt and request ids from their input (an outbox row keeps
+its writer's request id, and the line workflow passes it on to the activities that
+follow from that message), so a line's activities log under the same ids the API did."""
 
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ LINE_PREFIX = line_workflow_id("")
 CORRELATION_IDS = ("request_id", "order_id", "line_id", "workflow_id", "receipt_id",
                    "intake_id")
 """The ids a record may carry, in the order the text format prints them."""
+
+REQUEST_ID_KEY = "x-request-id"
+"""The request id's key beside the W3C trace headers an outbox row keeps of its writer:
+the relay delivers under it, and the line's activities log under it."""
 
 _context: ContextVar[dict[str, str]] = ContextVar("backorders_log_context", default={})  # noqa: B039
 
@@ -108,10 +114,15 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
 
 class ActivityIds(Interceptor):
     """Worker interceptor: an activity's records carry its workflow's ids (and the line's,
-    for a line workflow), as the API's records of the same line do."""
+    for a line workflow), and the order, receipt and request its input names, as the
+    API's records of the same line do."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _BindActivity(next)
+
+
+_INPUT_IDS = ("order_id", "receipt_id", "request_id")
+"""Ids an activity's input may carry (`StepInput`, `LineNotice`): bound when present."""
 
 
 class _BindActivity(ActivityInboundInterceptor):
@@ -120,5 +131,7 @@ class _BindActivity(ActivityInboundInterceptor):
         workflow_id = info.workflow_id
         line_id = workflow_id[len(LINE_PREFIX):] if workflow_id and workflow_id.startswith(
             LINE_PREFIX) else None
-        with bind(workflow_id=workflow_id, line_id=line_id):
+        first = input.args[0] if input.args else None
+        carried = {key: getattr(first, key, None) for key in _INPUT_IDS}
+        with bind(workflow_id=workflow_id, line_id=line_id, **carried):
             return await super().execute_activity(input)

@@ -99,8 +99,9 @@ def carrier() -> dict[str, str] | None:
 def continued(name: str, headers: Mapping[str, str] | None,
               attributes: Mapping[str, str] | None = None) -> Iterator[None]:
     """A span continuing the trace `headers` carry (from `carrier()`); nothing when
-    tracing is off or the message carries none."""
-    if not _enabled or not headers:
+    tracing is off or the message carries none (an outbox row may keep only its writer's
+    request id)."""
+    if not _enabled or not headers or "traceparent" not in headers:
         yield
         return
     from opentelemetry import propagate

@@ -32,7 +32,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from backorders import tracing
+from backorders import logs, tracing
 from backorders.contracts import line as contract
 from backorders.contracts.line import AllocationRef, LineInput
 from backorders.settings import Settings
@@ -122,7 +122,8 @@ class OutboxDeliverer:
             decoded: list[_Signal | str] = []
             for r in rows:
                 try:
-                    decoded.append(signal_of(r.kind, r.payload))
+                    decoded.append(_from_request(signal_of(r.kind, r.payload),
+                                                 _request_id(r.trace)))
                 except ValueError as exc:  # pydantic's ValidationError is one too
                     decoded.append(f"{type(exc).__name__}: {exc}")
             outcomes: list[str | None] = list(await asyncio.gather(
@@ -211,7 +212,8 @@ class OutboxDeliverer:
             return _NO_LINE
         line_id = row.line_id
         async with self._slots:
-            with tracing.continued(f"deliver {row.kind}", row.trace, {"line_id": str(line_id)}):
+            with tracing.continued(f"deliver {row.kind}", row.trace, {"line_id": str(line_id)}), \
+                    logs.bind(request_id=_request_id(row.trace), line_id=line_id):
                 try:
                     await self._client.get_workflow_handle(contract.workflow_id(line_id)).signal(
                         signal.name, *signal.args, rpc_timeout=timedelta(seconds=10))
@@ -224,8 +226,14 @@ class OutboxDeliverer:
     async def _start(self, line: LineInput, signal: _Signal,
                      trace: dict[str, str] | None = None) -> str | None:
         """Deliver one message as a signal-with-start; None when done, else the error."""
+        request_id = _request_id(trace)
+        if request_id is not None:  # the request that wrote the message placed the order
+            line = dataclasses.replace(line, request_id=request_id, intake_allocation=(
+                line.intake_allocation and dataclasses.replace(line.intake_allocation,
+                                                               request_id=request_id)))
         async with self._slots:
-            with tracing.continued("deliver line.start", trace, {"line_id": line.line_id}):
+            with tracing.continued("deliver line.start", trace, {"line_id": line.line_id}), \
+                    logs.bind(request_id=request_id, line_id=line.line_id):
                 try:
                     await self._client.start_workflow(
                         contract.WORKFLOW_TYPE,
@@ -250,6 +258,21 @@ class OutboxDeliverer:
 
 
 _NO_LINE = "no line to signal"
+
+
+def _request_id(context: dict[str, str] | None) -> str | None:
+    """The request id an outbox row keeps of its writer, if it had one."""
+    return (context or {}).get(logs.REQUEST_ID_KEY)
+
+
+def _from_request(signal: _Signal, request_id: str | None) -> _Signal:
+    """The message's payload, told which request wrote it (payloads that carry one)."""
+    if request_id is None:
+        return signal
+    return _Signal(signal.name, [
+        dataclasses.replace(arg, request_id=request_id)
+        if dataclasses.is_dataclass(arg) and hasattr(arg, "request_id") else arg
+        for arg in signal.args])
 
 
 async def _no_such_line(line_id: uuid.UUID) -> str:

@@ -37,8 +37,10 @@ from tests.support import (
     order_body,
     place,
     receive,
+    rows,
     scalar,
     start_worker,
+    wait_settled,
 )
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -217,6 +219,40 @@ async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(met
     assert tagged, "the order's log records carry the request id"
     accepted = [r for r in tagged if "accepted" in r.getMessage()]
     assert accepted and accepted[0].order_id == r.json()["id"]
+
+
+async def test_a_lines_activities_log_under_its_order_and_the_receipt_and_request_behind_them(
+        api, db, caplog):
+    caplog.set_level(logging.INFO)
+    handler_filter = logs._WithIds()
+    caplog.handler.addFilter(handler_filter)
+    try:
+        await make_product(api, "RID-ACT")
+        r = await api.post("/orders", headers={"X-Request-Id": "order-req-act"},
+                           json=order_body("RID-ACT-1", [("RID-ACT", 2)]))
+        assert r.status_code == 201, r.text
+        order_id, line_id = r.json()["id"], r.json()["lines"][0]["id"]
+        r = await api.post("/receipts", headers={"X-Request-Id": "receipt-req-act"},
+                           json={"receipt_id": "R-ACT", "sku": "RID-ACT", "quantity": 2})
+        assert r.status_code == 201, r.text
+        await wait_settled(db)
+    finally:
+        caplog.handler.removeFilter(handler_filter)
+    # The outbox row keeps its writer's request id; its delivery hands it to the line.
+    contexts = {row.kind: row.trace for row in await rows(
+        db, "SELECT kind, trace FROM outbox WHERE line_id = :l", l=line_id)}
+    assert contexts["line.start"] == {logs.REQUEST_ID_KEY: "order-req-act"}
+    assert contexts["line.allocated"] == {logs.REQUEST_ID_KEY: "receipt-req-act"}
+    shipped = [rec for rec in caplog.records if rec.name == "temporalio.activity"
+               and "dispatched, tracking" in rec.getMessage()]
+    assert shipped, "the ship activity logged"
+    assert {(rec.request_id, rec.order_id, rec.receipt_id, rec.line_id)
+            for rec in shipped} == {("receipt-req-act", order_id, "R-ACT", line_id)}
+    told = [rec for rec in caplog.records if rec.name == "backorders.notify.service"
+            and "(backordered) sent" in rec.getMessage()]
+    assert told, "the backordered message went out"
+    assert {(rec.request_id, rec.order_id, rec.line_id) for rec in told} == {
+        ("order-req-act", order_id, line_id)}
 
 
 def test_json_logs_carry_the_bound_ids_as_fields():

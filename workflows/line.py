@@ -125,6 +125,8 @@ class LineWorkflow:
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: str | None = None
         self._status: LineStatus | None = None  # last written, before SEARCH_STATUS
+        # Which request each allocation came from, for its activities' logs (this run only).
+        self._request_of: dict[str, str | None] = {}
         if line.progress is not None:
             # The input's `held` is where a run starts from: runs continued by earlier
             # code carried it there alone.
@@ -185,7 +187,8 @@ class LineWorkflow:
         source = f"receipt {ref.receipt_id}" if ref.receipt_id else ref.source.replace("_", " ")
         self._accept(ref, f"allocated from {source}")
         self._notice(Event.ALLOCATED, f"allocated:{ref.allocation_id}",
-                     f"{ref.quantity} unit(s) allocated", quantity=ref.quantity)
+                     f"{ref.quantity} unit(s) allocated", quantity=ref.quantity,
+                     request_id=ref.request_id)
         self._publish_status()
 
     @workflow.signal(name=Signal.CANCEL)
@@ -211,7 +214,7 @@ class LineWorkflow:
         total = notice.waiting_quantity + sum(r.quantity for r in notice.allocations)
         self._note("cancelled", f"{total} unit(s) cancelled: {notice.reason}")
         self._notice(Event.CANCELLED, f"cancelled:{notice.event_id}", notice.reason,
-                     quantity=total)
+                     quantity=total, request_id=notice.request_id)
         self._publish_status()
 
     @workflow.signal(name=Signal.DELAYED)
@@ -220,7 +223,8 @@ class LineWorkflow:
         if self._progress.waiting_quantity <= 0 or not self._first_delivery(notice.event_id):
             return
         self._note("delayed", notice.reason)
-        self._notice(Event.DELAYED, f"delayed:{notice.event_id}", notice.reason)
+        self._notice(Event.DELAYED, f"delayed:{notice.event_id}", notice.reason,
+                     request_id=notice.request_id)
 
     @workflow.signal(name=Signal.RELEASE)
     def release(self) -> None:
@@ -241,7 +245,8 @@ class LineWorkflow:
         self._note("expected_date", notice.reason)
         if notice.tell_customer:
             event = Event.DELAYED if notice.later else Event.STATUS_UPDATE
-            self._notice(event, f"expected:{notice.event_id}", notice.reason)
+            self._notice(event, f"expected:{notice.event_id}", notice.reason,
+                         request_id=notice.request_id)
 
     @workflow.query(name=QUERY_STATE)
     def state(self) -> LineState:
@@ -270,8 +275,10 @@ class LineWorkflow:
     # --- dispatch -----------------------------------------------------------------------
 
     async def _dispatch(self, allocation: AllocationView) -> None:
+        request_id = self._request_of.get(allocation.allocation_id)
         step = StepInput(allocation.allocation_id, self._line.line_id, self._line.sku,
-                         allocation.quantity)
+                         allocation.quantity, order_id=self._line.order_id,
+                         receipt_id=allocation.receipt_id, request_id=request_id)
         touched_warehouse = False
         try:
             for activity_method in DISPATCH_STEPS:
@@ -317,7 +324,8 @@ class LineWorkflow:
                                                         result.tracking_number))
             self._notice(Event.DISPATCHED, f"dispatched:{allocation.allocation_id}",
                          f"{allocation.quantity} unit(s) dispatched",
-                         quantity=allocation.quantity)
+                         quantity=allocation.quantity,
+                         request_id=self._request_of.get(allocation.allocation_id))
         elif new == S.CANCELLED:
             self._progress.cancelled_quantity += allocation.quantity
             self._note("cancelled", f"{allocation.quantity} allocated unit(s) cancelled")
@@ -353,11 +361,12 @@ class LineWorkflow:
             return
         if line.progress is None:
             self._notice(Event.BACKORDERED, "backordered",
-                         f"{line.backordered_quantity} unit(s) backordered")
+                         f"{line.backordered_quantity} unit(s) backordered",
+                         request_id=line.request_id)
             if line.escalate_at_once:
                 self._notice(Event.ESCALATION, "escalation:tier",
                              f"{line.customer_tier} customer waiting for "
-                             f"{line.backordered_quantity} unit(s)")
+                             f"{line.backordered_quantity} unit(s)", request_id=line.request_id)
         self._tasks.append(asyncio.create_task(self._remind_while_waiting()))
 
     async def _remind_while_waiting(self) -> None:
@@ -398,14 +407,15 @@ class LineWorkflow:
                 self._notice(Event.STAFF_PROMISE_MISSED, "promise_missed:staff", detail, days)
 
     def _notice(self, event: Event, key: str, detail: str | None, days: int = 0,
-                quantity: int = 0) -> None:
+                quantity: int = 0, request_id: str | None = None) -> None:
         """Queue a message; the run loop sends it (once notifications are known to be on:
         signals can arrive before the run starts)."""
         if event in (Event.DISPATCHED, Event.CANCELLED) and not self._line.backordered_quantity:
             return  # never a backorder: the shop's own order emails cover it
         self._notices.append(LineNotice(
             line_id=self._line.line_id, event=event.value, key=f"{self._line.line_id}:{key}",
-            occurred_at=workflow.now(), detail=detail, days_waiting=days, quantity=quantity))
+            occurred_at=workflow.now(), detail=detail, days_waiting=days, quantity=quantity,
+            order_id=self._line.order_id, request_id=request_id))
 
     def _send_notices(self) -> None:
         if not self._notifications_on:
@@ -441,6 +451,7 @@ class LineWorkflow:
         )
         self._progress.allocations.append(allocation)
         self._to_dispatch.append(allocation)
+        self._request_of[ref.allocation_id] = ref.request_id
         self._note("allocated", f"{ref.quantity} unit(s) {how}")
 
     def _allocation(self, allocation_id: str) -> AllocationView | None:

@@ -12,6 +12,10 @@ class StepInput:
     line_id: str
     sku: str
     quantity: int
+    # Correlation ids for the activity's logs (absent in steps scheduled before them).
+    order_id: str | None = None
+    receipt_id: str | None = None
+    request_id: str | None = None
 
 
 @dataclass
@@ -34,6 +38,10 @@ class LineNotice:
     days_waiting: int = 0
     quantity: int = 0
     """Units the event concerns (allocated, dispatched, cancelled)."""
+    # Correlation ids for the activity's logs: the order, and the request that caused the
+    # event (none for a timer's reminder).
+    order_id: str | None = None
+    request_id: str | None = None
 
 
 @dataclass

@@ -44,6 +44,9 @@ class AllocationRef:
     # stock (reserved at intake), receipt, stock_count, release (freed by a cancellation)
     source: str
     receipt_id: str | None = None
+    request_id: str | None = None
+    """The API request whose transaction wrote the message (set at delivery): the line's
+    activities log under it."""
 
 
 @dataclass
@@ -76,6 +79,8 @@ class LineInput:
     # Honest dates when the workflow started (ISO; absent in lines started before them).
     likely_date: str | None = None
     latest_date: str | None = None
+    request_id: str | None = None
+    """The request that placed the order (set at delivery)."""
 
 
 @dataclass
@@ -84,6 +89,7 @@ class CancelNotice:
     reason: str
     waiting_quantity: int
     allocations: list[AllocationRef] = field(default_factory=list)
+    request_id: str | None = None
 
 
 @dataclass
@@ -164,6 +170,7 @@ class EtaNotice:
     # Honest dates (ISO), absent in notices written before them.
     likely_date: str | None = None
     latest_date: str | None = None
+    request_id: str | None = None
 
 
 @dataclass
@@ -173,6 +180,7 @@ class DelayNotice:
 
     event_id: str
     reason: str
+    request_id: str | None = None
 
 
 @dataclass

@@ -43,7 +43,8 @@ class Restock:
 
 
 _PAYLOAD = sql_payload(AllocationRef, allocation_id="ins.id", quantity="ins.quantity",
-                       source="CAST(:source AS text)", receipt_id="CAST(:receipt_id AS text)")
+                       source="CAST(:source AS text)", receipt_id="CAST(:receipt_id AS text)",
+                       request_id="CAST(NULL AS text)")  # the row's context has it
 """The `allocated` message, as the line contract has it (also the timeline's data)."""
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backorders import tracing
+from backorders import logs, tracing
 from backorders.contracts.line import BY_PAYLOAD, LineMessage
 from backorders.settings import Settings
 
@@ -74,8 +74,12 @@ async def enqueue(
 
 
 def trace_context() -> str | None:
-    """The `trace` column's value: the writer's trace context, when tracing is on."""
-    found = tracing.carrier()
+    """The `trace` column's value: the writer's context, its W3C trace headers (when
+    tracing is on) and its request id."""
+    found = dict(tracing.carrier() or {})
+    request_id = logs.current().get("request_id")
+    if request_id:
+        found[logs.REQUEST_ID_KEY] = request_id
     return json.dumps(found) if found else None
 
 
