@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from backorders.logs import REQUEST_ID_KEY
 from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,12 @@ def continued(name: str, headers: Mapping[str, str] | None,
     """A span continuing the trace `headers` carry (from `carrier()`); nothing when
     tracing is off or the message carries none (an outbox row may keep only its writer's
     request id)."""
-    if not _enabled or not headers or "traceparent" not in headers:
+    trace = {k: v for k, v in (headers or {}).items() if k != REQUEST_ID_KEY}
+    if not _enabled or not trace:
         yield
         return
     from opentelemetry import propagate
 
-    with tracer().start_as_current_span(name, context=propagate.extract(dict(headers)),
+    with tracer().start_as_current_span(name, context=propagate.extract(trace),
                                         attributes=dict(attributes or {})):
         yield

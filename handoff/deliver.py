@@ -164,10 +164,10 @@ class OutboxDeliverer:
                 )
                 report.failed += 1
                 report.dead += int(dead)
-                log.warning(
-                    "outbox message %s (%s for line %s) failed, attempt %s%s: %s",
-                    row.id, row.kind, row.line_id, attempts, " (now dead)" if dead else "", error,
-                )
+                with logs.bind(request_id=_request_id(row.trace), line_id=row.line_id):
+                    log.warning(
+                        "outbox message %s (%s for line %s) failed, attempt %s%s: %s", row.id,
+                        row.kind, row.line_id, attempts, " (now dead)" if dead else "", error)
         return report
 
     async def _line_inputs(
@@ -226,8 +226,10 @@ class OutboxDeliverer:
     async def _start(self, line: LineInput, signal: _Signal,
                      trace: dict[str, str] | None = None) -> str | None:
         """Deliver one message as a signal-with-start; None when done, else the error."""
-        request_id = _request_id(trace)
-        if request_id is not None:  # the request that wrote the message placed the order
+        # A start message was written by the request that placed the order; another
+        # message that finds no line (its start still pending) came from some later one.
+        request_id = _request_id(trace) if signal.name is None else None
+        if request_id is not None:
             line = dataclasses.replace(line, request_id=request_id, intake_allocation=(
                 line.intake_allocation and dataclasses.replace(line.intake_allocation,
                                                                request_id=request_id)))

@@ -118,7 +118,7 @@ events AS (
     INSERT INTO line_events (line_id, kind, message, data)
     SELECT ins.line_id, 'allocated',
            ins.quantity || ' unit(s) allocated from ' || CAST(:label AS text),
-           {payload}
+           {payload} - 'request_id'  -- the message's, filled in at delivery
     FROM ins
 )
 SELECT ins.id, ins.line_id, ins.order_id, ins.quantity, ins.queue_position,
