@@ -244,15 +244,25 @@ async def compute(engine: AsyncEngine, skus: Sequence[str], settings: Settings, 
 
 
 @dataclass(frozen=True)
-class Plan:
+class PlanInputs:
+    """What a SKU's plan is made of besides its forecast, as the ledger is now: its
+    position (arrivals already shifted by their supplier's likely delay) and lead time."""
+
     sku: str
     name: str | None
     supplier_id: str | None
+    substitutes: tuple[str, ...]
     position: Position
     lead_time: LeadTime
+
+
+@dataclass(frozen=True)
+class Plan:
+    inputs: PlanInputs
     projection: Projection
     suggestion: Suggestion
     substitutes: list[SubstituteOut]
+    """Substitutes in stock now (empty where the caller reads them fresh later)."""
 
 
 async def _lead_times(conn: AsyncConnection, supplier_ids: set[str]) -> dict[str, list[int]]:
@@ -277,19 +287,6 @@ def _lead_time(samples: list[int] | None, product_days: int | None,
         return LeadTime(statistics.fmean(samples), statistics.pstdev(samples), True)
     days = product_days if product_days is not None else settings.forecast_default_lead_time_days
     return LeadTime(float(days), 0.0, False)
-
-
-@dataclass(frozen=True)
-class PlanInputs:
-    """What a SKU's plan is made of besides its forecast, as the ledger is now: its
-    position (arrivals already shifted by their supplier's likely delay) and lead time."""
-
-    sku: str
-    name: str | None
-    supplier_id: str | None
-    substitutes: tuple[str, ...]
-    position: Position
-    lead_time: LeadTime
 
 
 async def plan_inputs(conn: AsyncConnection, skus: Sequence[str],
@@ -345,8 +342,7 @@ def _plan(inputs: PlanInputs, stored: Stored, settings: Settings, today: date,
           horizon_weeks: int | None, offered: list[SubstituteOut]) -> Plan:
     weekly = stored.means if horizon_weeks is None else stored.means[:horizon_weeks]
     return Plan(
-        sku=inputs.sku, name=inputs.name, supplier_id=inputs.supplier_id,
-        position=inputs.position, lead_time=inputs.lead_time,
+        inputs=inputs,
         projection=project(inputs.position, stored.first_week, weekly, today),
         suggestion=suggest(inputs.position, stored.first_week, weekly, stored.error_sd,
                            inputs.lead_time, today, service_level=settings.forecast_service_level,
@@ -377,13 +373,13 @@ def plan_hash(inputs: PlanInputs, forecast_hash: str, forecast_at: datetime, tod
 
 
 def replenishment_out(plan: Plan) -> ReplenishmentOut:
-    s = plan.suggestion
+    s, i = plan.suggestion, plan.inputs
     return ReplenishmentOut(
-        sku=plan.sku, name=plan.name, supplier_id=plan.supplier_id,
-        lead_time_days=round(plan.lead_time.mean_days, 1),
-        lead_time_sd_days=round(plan.lead_time.sd_days, 1),
-        lead_time_measured=plan.lead_time.measured,
-        available=plan.position.available, incoming=plan.position.incoming,
+        sku=i.sku, name=i.name, supplier_id=i.supplier_id,
+        lead_time_days=round(i.lead_time.mean_days, 1),
+        lead_time_sd_days=round(i.lead_time.sd_days, 1),
+        lead_time_measured=i.lead_time.measured,
+        available=i.position.available, incoming=i.position.incoming,
         safety_stock=s.safety_stock, reorder_point=s.reorder_point,
         suggested_quantity=s.suggested_quantity, order_by=s.order_by,
         stockout_date=plan.projection.stockout_date,
@@ -497,7 +493,7 @@ async def _store_plans(engine: AsyncEngine, fresh: dict[str, Plan], hashes: dict
                 order_by = EXCLUDED.order_by, item = EXCLUDED.item
             """), [{
                 "sku": sku, "h": horizon, "inputs_hash": hashes[sku],
-                "supplier_id": plan.supplier_id,
+                "supplier_id": plan.inputs.supplier_id,
                 "suggested_quantity": plan.suggestion.suggested_quantity,
                 "predicted_backorder_units": plan.suggestion.backorder_units,
                 "order_by": plan.suggestion.order_by,
@@ -533,11 +529,7 @@ async def refresh(engine: AsyncEngine, skus: Sequence[str], settings: Settings, 
         return BatchOutcome(0, 0, 0)
     horizon = settings.forecast_horizon_weeks
     async with autocommit(engine).connect() as conn:
-        inputs = await plan_inputs(conn, list(fresh), settings)
-        offered = await substitutes.in_stock_for(
-            conn, {sku: i.substitutes for sku, i in inputs.items()})
-    made = {sku: _plan(i, fresh[sku], settings, today, horizon, offered[sku])
-            for sku, i in inputs.items()}
+        made = await plans(conn, fresh, settings, today, horizon_weeks=horizon)
 
     async def alert(conn: AsyncConnection) -> int:
         told = 0
@@ -549,8 +541,8 @@ async def refresh(engine: AsyncEngine, skus: Sequence[str], settings: Settings, 
     shortages = await transaction(engine, alert)
     # Stored as `GET /replenishment` would make them: its next call projects none again.
     await _store_plans(engine, made, {
-        sku: plan_hash(inputs[sku], fresh[sku].history_hash, fresh[sku].computed_at, today,
-                       horizon, settings) for sku in made}, horizon)
+        sku: plan_hash(plan.inputs, fresh[sku].history_hash, fresh[sku].computed_at, today,
+                       horizon, settings) for sku, plan in made.items()}, horizon)
     return BatchOutcome(len(fresh), sum(s.fallback for s in fresh.values()), shortages)
 
 
@@ -559,8 +551,8 @@ async def impending_shortage(conn: AsyncConnection, plan: Plan, settings: Settin
     """The impending-shortage alert rule: a stockout predicted within the lead time plus
     the horizon, with forecast demand going unmet by then. Records the alert when it
     fires (debounced like the other alerts)."""
-    stockout = plan.projection.stockout_date
-    horizon = today + timedelta(days=round(plan.lead_time.mean_days)
+    i, stockout = plan.inputs, plan.projection.stockout_date
+    horizon = today + timedelta(days=round(i.lead_time.mean_days)
                                 + settings.forecast_shortage_horizon_days)
     if stockout is None or stockout > horizon:
         return False
@@ -568,23 +560,23 @@ async def impending_shortage(conn: AsyncConnection, plan: Plan, settings: Settin
     # the shortfall alert's (`services.alerts`), not a prediction.
     if not any(w.short > 0 for w in plan.projection.weeks if w.week_start <= horizon):
         return False
-    fired = await cooled_down(conn, plan.sku, "impending_shortage",
+    fired = await cooled_down(conn, i.sku, "impending_shortage",
                               settings.staff_alert_cooldown_hours)
     if fired is None:
         return False
     s = plan.suggestion
     await record_staff_alert(
         conn, settings, Event.IMPENDING_SHORTAGE,
-        key=f"impending_shortage:{plan.sku}:{fired.isoformat()}", sku=plan.sku,
+        key=f"impending_shortage:{i.sku}:{fired.isoformat()}", sku=i.sku,
         shortage=ShortageFacts(
-            sku=plan.sku, product_name=plan.name, stockout_date=stockout,
-            lead_time_days=round(plan.lead_time.mean_days), available=plan.position.available,
-            incoming_units=plan.position.incoming,
+            sku=i.sku, product_name=i.name, stockout_date=stockout,
+            lead_time_days=round(i.lead_time.mean_days), available=i.position.available,
+            incoming_units=i.position.incoming,
             predicted_backorder_units=round(plan.projection.backorder_units),
             suggested_quantity=s.suggested_quantity, order_by=s.order_by,
             reorder_point=s.reorder_point, safety_stock=s.safety_stock,
-            supplier_id=plan.supplier_id,
+            supplier_id=i.supplier_id,
             substitutes=", ".join(sub.sku for sub in plan.substitutes) or None))
-    log.info("%s: predicted to stock out on %s; purchasing told", plan.sku, stockout)
+    log.info("%s: predicted to stock out on %s; purchasing told", i.sku, stockout)
     return True
 
