@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -280,8 +279,3 @@ async def line_of(api: Any, order: dict[str, Any], index: int = 0) -> dict[str, 
     r = await api.get(f"/orders/{order['id']}")
     assert r.status_code == 200, r.text
     return r.json()["lines"][index]
-
-
-def utc_today() -> date:
-    """The calendar day the server's clock is on, read when a test asks, not at import."""
-    return datetime.now(UTC).date()

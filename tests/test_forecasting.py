@@ -14,20 +14,21 @@ import sqlalchemy as sa
 from backorders.contracts.forecast import ForecastRun
 from backorders.forecasting.models import MIN_HISTORY_WEEKS
 from backorders.services import forecasts
-from tests.support import make_product, place, rows, scalar, start_worker, utc_today
+from backorders.services.forecasts import today_utc
+from tests.support import make_product, place, rows, scalar, start_worker
 from workflows.forecast import ForecastWorkflow
 
 pytestmark = pytest.mark.usefixtures("one_utc_day")
 
 
 def day(offset: int) -> str:
-    return (utc_today() + timedelta(days=offset)).isoformat()
+    return (today_utc() + timedelta(days=offset)).isoformat()
 
 
 async def seed_demand(db, sku: str, per_day: int, weeks: int, *, channel: str = "web") -> None:
     """`per_day` units of `sku` ordered (and shipped) every day for `weeks` whole weeks
     before this one: a history as the ledger keeps it, without running the lines."""
-    today = utc_today()
+    today = today_utc()
     monday = today - timedelta(days=today.weekday())
     start = monday - timedelta(weeks=weeks)
     orders, lines = [], []
@@ -85,7 +86,7 @@ async def test_ten_a_day_with_a_hundred_on_hand_and_no_supply_stocks_out_in_abou
     assert all(w["lo95"] <= w["lo80"] <= w["mean"] <= w["hi80"] <= w["hi95"]
                for w in f["forecast"])
     stockout = datetime.fromisoformat(f["stockout_date"]).date()
-    assert 9 <= (stockout - utc_today()).days <= 11
+    assert 9 <= (stockout - today_utc()).days <= 11
     assert f["predicted_backorder_units"] > 0
     # The history as ordered, per day and channel.
     assert f["history"][-1]["ordered"] == 10 and f["history"][-1]["by_channel"] == {"web": 10}
@@ -118,7 +119,7 @@ async def test_a_late_supplier_moves_the_stockout_date(api, db):
     # Promised in five days, likely in nineteen: the hundred runs out on day ten.
     f = await get_forecast(api, "FC-3")
     stockout = datetime.fromisoformat(f["stockout_date"]).date()
-    assert 9 <= (stockout - utc_today()).days <= 11
+    assert 9 <= (stockout - today_utc()).days <= 11
     assert sum(w["arriving"] for w in f["projection"]) == 1000
 
 

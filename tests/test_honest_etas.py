@@ -18,9 +18,10 @@ from backorders.domain.delays import (
     supplier_quantiles,
 )
 from backorders.notify.templates import longdate
+from backorders.services.forecasts import today_utc
 from backorders.services.supplier_delays import delay_samples
 from backorders.settings import Settings
-from tests.support import eventually, make_product, place, receive, rows, utc_today
+from tests.support import eventually, make_product, place, receive, rows
 from workflows.line import LineWorkflow
 
 pytestmark = pytest.mark.usefixtures("one_utc_day")
@@ -31,7 +32,7 @@ P50, P90 = 7, 14  # ranks ceil(q * 11): the 6th and 10th of the ten, sorted
 
 
 def day(offset: int) -> date:
-    return utc_today() + timedelta(days=offset)
+    return today_utc() + timedelta(days=offset)
 
 
 async def put_po(api: Any, number: str, supplier: str, sku: str, quantity: int,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from backorders.services.forecasts import today_utc
 from tests.support import (
     eventually,
     make_product,
@@ -20,7 +21,6 @@ from tests.support import (
     receive,
     rows,
     scalar,
-    utc_today,
     wait_settled,
 )
 from workflows.line import LineWorkflow
@@ -30,7 +30,7 @@ LEAD = 2  # ETA_HANDLING_DAYS default
 
 
 def day(offset: int) -> str:
-    return (utc_today() + timedelta(days=offset)).isoformat()
+    return (today_utc() + timedelta(days=offset)).isoformat()
 
 
 async def put_po(api, number: str, supplier: str, lines: list[tuple[str, int, int]],
@@ -183,7 +183,7 @@ async def test_discontinuing_a_sku_cancels_its_waiting_lines_with_refunds(api, w
 
 
 async def test_backorders_are_refused_after_backorder_until(api, worker, db):
-    yesterday = (utc_today() - timedelta(days=1)).isoformat()
+    yesterday = (today_utc() - timedelta(days=1)).isoformat()
     await make_product(api, "UNTIL-1", on_hand=1, backorder_until=yesterday)
     r = await api.post("/orders", json={"channel": "web", "order_number": "U-1",
                                         "customer": {"id": "gil"},
