@@ -23,11 +23,7 @@ _IN_STOCK = sa.text(
 
 async def in_stock(conn: AsyncConnection, listed: Sequence[str]) -> list[SubstituteOut]:
     """Of `listed` (a product's substitutes, in its order), those with stock now."""
-    if not listed:
-        return []
-    found = {r.sku: r for r in (await conn.execute(_IN_STOCK, {"skus": sorted(set(listed))}))}
-    return [SubstituteOut(sku=s, name=found[s].name, available=int(found[s].available))
-            for s in listed if s in found]
+    return (await in_stock_for(conn, {"": listed}))[""]
 
 
 async def in_stock_for(conn: AsyncConnection,
