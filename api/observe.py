@@ -30,7 +30,7 @@ from backorders.services.gauges import Gauges
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = "x-request-id"
+_HEADER = logs.REQUEST_ID_KEY.encode()
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 """A client's own request id is kept when it is this tame; anything else is replaced
 (it goes into logs and headers)."""
@@ -81,8 +81,8 @@ class Observe:
             nonlocal status, answered
             if message["type"] == "http.response.start":
                 status, answered = message["status"], True
-                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
-                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+                headers = [h for h in message.get("headers", []) if h[0].lower() != _HEADER]
+                message = {**message, "headers": [*headers, (_HEADER, request_id.encode())]}
             await send(message)
 
         with logs.bind(request_id=request_id):
@@ -96,7 +96,7 @@ class Observe:
                     raise
                 status = 500
                 await JSONResponse(
-                    status_code=500, headers={"x-request-id": request_id},
+                    status_code=500, headers={logs.REQUEST_ID_KEY: request_id},
                     content={"error": "internal_error", "field": None,
                              "message": f"an unexpected error; quote request id {request_id}"},
                 )(scope, receive, send)
@@ -108,7 +108,7 @@ class Observe:
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
+        if name == _HEADER:
             given = value.decode("latin-1").strip()
             if _VALID_ID.fullmatch(given):
                 return given

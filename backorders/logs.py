@@ -29,8 +29,9 @@ CORRELATION_IDS = ("request_id", "order_id", "line_id", "workflow_id", "receipt_
 """The ids a record may carry, in the order the text format prints them."""
 
 REQUEST_ID_KEY = "x-request-id"
-"""The request id's key beside the W3C trace headers an outbox row keeps of its writer:
-the relay delivers under it, and the line's activities log under it."""
+"""The request id's HTTP header (in and out of the API), and its key beside the W3C trace
+headers an outbox row keeps of its writer: the relay delivers under it, and the line's
+activities log under it."""
 
 _context: ContextVar[dict[str, str]] = ContextVar("backorders_log_context", default={})  # noqa: B039
 
@@ -39,11 +40,15 @@ def current() -> dict[str, str]:
     return _context.get()
 
 
+def _with(ids: dict[str, Any]) -> dict[str, str]:
+    """The ids in force with `ids` added (those that are None left out)."""
+    return {**_context.get(), **{k: str(v) for k, v in ids.items() if v is not None}}
+
+
 @contextmanager
 def bind(**ids: Any) -> Iterator[None]:
     """Add ids to every record written inside the block (this task and what it awaits)."""
-    token = _context.set({**_context.get(), **{k: str(v) for k, v in ids.items()
-                                               if v is not None}})
+    token = _context.set(_with(ids))
     try:
         yield
     finally:
@@ -53,7 +58,7 @@ def bind(**ids: Any) -> Iterator[None]:
 def set_ids(**ids: Any) -> None:
     """Add ids for the rest of the current task (a request handler that learns the
     order id half way through)."""
-    _context.set({**_context.get(), **{k: str(v) for k, v in ids.items() if v is not None}})
+    _context.set(_with(ids))
 
 
 class _WithIds(logging.Filter):
