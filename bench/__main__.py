@@ -66,6 +66,7 @@ from backorders.schemas import ProductIn, ReceiptIn
 from backorders.services import inventory, outbox, receipts
 from backorders.settings import Settings
 from backorders.temporal import connect as temporal_connect
+from bench import render
 from bench.ceiling import LINE_LIKE_SEARCH_ATTRIBUTES, BareLine
 from bench.dashboard import NAMESPACE as DASHBOARD_NAMESPACE
 from bench.dashboard import bench_dashboard
@@ -609,9 +610,7 @@ def table(results: dict[str, Any]) -> str:
                          f"{p['worker_rss_mb']:.0f} / {p['server_rss_mb']:.0f} MB", extra))
     rows.extend(eta_honesty_rows(results.get("eta_honesty")))
     rows.extend(forecast_rows(results.get("forecast")))
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    return "\n".join(f"{a:<{width}}  {b:>{vwidth}}  {c_}" for a, b, c_ in rows)
+    return render(rows)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from backorders.domain.delays import DelayQuantiles, honest_dates, supplier_quantiles
 from backorders.settings import Settings
+from bench import render
 
 SEED = 21
 DAYS = 365
@@ -180,12 +181,9 @@ def main() -> None:
     parser.add_argument("--latest-quantile", type=float, default=LATEST_Q)
     args = parser.parse_args()
     results = bench_eta_honesty(args.seed, args.likely_quantile, args.latest_quantile)
-    rows = table_rows(results)
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
     print(f"seed {results['seed']}, {results['days']} days, handling "
           f"{results['handling_days']} d")
-    print("\n".join(f"{a:<{width}}  {b:>{vwidth}}  {c}" for a, b, c in rows))
+    print(render(table_rows(results)))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import numpy as np
 from backorders.contracts.forecast import ForecastRun
 from backorders.forecasting import models
 from backorders.settings import Settings
+from bench import render
 
 SEED = 21
 HISTORY_WEEKS = Settings.model_fields["forecast_history_weeks"].default
@@ -340,10 +341,7 @@ def table_rows(results: dict[str, Any] | None) -> list[tuple[str, str, str]]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows = table_rows(results)
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print("\n".join(f"{a:<{width}}  {b:>{vwidth}}  {c}" for a, b, c in rows))
+    print(render(table_rows(results)))
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from backorders.embedded.ports import free_port, port_in_use
 from backorders.settings import Settings
 from backorders.temporal import connect
 from bench.infra import Infra
+from tests.support import check_invariants, scalar
 
 STEP_SECONDS = "0.5"
 """Each simulated warehouse step takes this long, so faults land on parcels in flight."""
@@ -42,18 +43,13 @@ PRODUCTS: dict[str, tuple[str, int]] = {
     "MIX-C": ("fifo", 4),
     "MIX-D": ("priority", 0),
 }
-TERMINAL = ("dispatched", "cancelled")
 RETRY_STATUSES = (502, 503, 504)
 """Answers that say "not now": the request is sent again (to another API)."""
 
 
-def hostname() -> str:
-    return socket.gethostname()
-
-
 def identity(pid: int) -> str:
     """The identity a worker process's Temporal client has by default."""
-    return f"{pid}@{hostname()}"
+    return f"{pid}@{socket.gethostname()}"
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -345,16 +341,17 @@ class MixedLoad:
                   until: Callable[[], bool] | None = None, pause: float = 0.05) -> None:
         """`clients` concurrent clients, each sending to the APIs in turn, for `ops`
         operations in all or until `until()` says stop."""
-        budget = [ops]
+        budget = ops
 
         def more() -> bool:
+            nonlocal budget
             if until is not None and until():
                 return False
-            if budget[0] is None:
+            if budget is None:
                 return True
-            if budget[0] <= 0:
+            if budget <= 0:
                 return False
-            budget[0] -= 1
+            budget -= 1
             return True
 
         await asyncio.gather(*(self._client(c, more, pause) for c in range(clients)))
@@ -470,11 +467,6 @@ class MixedLoad:
 # --- afterwards ------------------------------------------------------------------------------
 
 
-async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
-    async with engine.connect() as conn:
-        return (await conn.execute(sa.text(sql), params)).scalar()
-
-
 async def unsettled(engine: AsyncEngine) -> dict[str, int]:
     """What is not finished yet: lines with units neither shipped nor cancelled,
     allocations on their way, outbox messages not yet handed to Temporal."""
@@ -546,8 +538,6 @@ async def verify(engine: AsyncEngine, stats: LoadStats) -> list[str]:
     stock and lines add up), every parcel handed over once per dispatched allocation,
     nothing parked dead, every order a client was told was taken is there exactly once
     and nothing else is."""
-    from tests.support import check_invariants
-
     violations: list[str] = []
     try:
         await check_invariants(engine)

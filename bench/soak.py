@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import random
+import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,11 @@ from bench.mixed import (
     Fleet,
     MixedLoad,
     identity,
-    scalar,
     settle,
     verify,
     work_by_worker,
 )
+from tests.support import scalar
 
 NAMESPACE = "soak"
 KINDS = ("worker", "api", "postgres", "temporal")
@@ -150,33 +153,32 @@ class Chaos:
         pause = self.rng.uniform(*self.downtime)
         struck = time.monotonic()
         fault = Fault(kind, "", at=struck - began, down=0.0, in_flight=len(before))
+        restart: Callable[[], Awaitable[Any]]
         if kind in ("worker", "api"):
             procs = cluster.workers if kind == "worker" else cluster.apis
             slot = self.rng.randrange(len(procs))
             victim = procs[slot]
             fault.target = f"{victim.name} ({f'pid {victim.pid}' if kind == 'worker' else f':{victim.port}'})"
             Cluster.kill(victim)
-            watching = asyncio.create_task(self.watch(fault, before, struck))
-            await asyncio.sleep(pause)
-            await (cluster.restart_worker(slot) if kind == "worker" else cluster.restart_api(slot))
+            restart = functools.partial(
+                cluster.restart_worker if kind == "worker" else cluster.restart_api, slot)
         elif kind == "postgres":
             postgres = self.infra.postgres
             assert postgres is not None
             fault.target = f"postgres :{postgres.port}"
             await asyncio.to_thread(postgres.stop, "immediate")
-            watching = asyncio.create_task(self.watch(fault, before, struck))
-            await asyncio.sleep(pause)
-            await asyncio.to_thread(postgres.start)
+            restart = functools.partial(asyncio.to_thread, postgres.start)
         elif kind == "temporal":
             temporal = self.infra.temporal
             assert temporal is not None
             fault.target = f"temporal {temporal.address}"
             temporal.kill()
-            watching = asyncio.create_task(self.watch(fault, before, struck))
-            await asyncio.sleep(pause)
-            await asyncio.to_thread(temporal.start)
+            restart = functools.partial(asyncio.to_thread, temporal.start)
         else:
             raise ValueError(kind)
+        watching = asyncio.create_task(self.watch(fault, before, struck))
+        await asyncio.sleep(pause)
+        await restart()
         fault.down = time.monotonic() - struck
         await watching
         return fault
@@ -291,7 +293,7 @@ def print_report(report: dict[str, Any], faults: list[Fault]) -> None:
         print(f"  {i}. {describe(f)}")
     recovered = [f.recovered for f in faults if f.recovered is not None]
     if recovered:
-        print(f"time to recover: median {sorted(recovered)[len(recovered) // 2]:.1f}s, "
+        print(f"time to recover: median {statistics.median_high(recovered):.1f}s, "
               f"max {max(recovered):.1f}s ({len(faults) - len(recovered)} not within "
               f"{RECOVERY_LIMIT:.0f}s)")
     print(f"top-up {report['top_up_units']} units; settled in {report['settle_seconds']}s; "

@@ -19,12 +19,12 @@ from bench.mixed import (
     Fleet,
     MixedLoad,
     identity,
-    scalar,
     scrape_activity_count,
     settle,
     verify,
     work_by_worker,
 )
+from tests.support import scalar
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
