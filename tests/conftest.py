@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -172,6 +172,19 @@ async def worker(
 ) -> AsyncIterator[RunningWorker]:
     async with start_worker(temporal_env.client, db, settings) as running:
         yield running
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, db: AsyncEngine, temporal_env: WorkflowEnvironment, worker: RunningWorker
+) -> AsyncIterator[Any]:
+    """The API app in its lifespan, a worker behind it (for tests that sign in to the
+    dashboard, or bring their own client)."""
+    from api.app import create_app
+
+    app = create_app(settings, engine=db, client=temporal_env.client)
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 from starlette.responses import Response
@@ -25,15 +24,6 @@ PAGES = ["/dashboard", "/dashboard/backorders", "/dashboard/backorders.csv",
          "/dashboard/products", "/dashboard/products/DASH-1",
          "/dashboard/lines/00000000-0000-4000-8000-000000000000", "/dashboard/suppliers",
          "/dashboard/notifications", "/dashboard/operations"]
-
-
-@pytest.fixture
-async def app(settings, db, temporal_env, worker) -> AsyncIterator[Any]:
-    from api.app import create_app
-
-    app = create_app(settings, engine=db, client=temporal_env.client)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 def browser(app: Any, **kwargs: Any) -> httpx.AsyncClient:

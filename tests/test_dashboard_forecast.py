@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,15 +31,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("one_utc_day")
 
 PAGES = ["/dashboard/replenishment", "/dashboard/forecast/DF-SHORT"]
-
-
-@pytest.fixture
-async def app(settings, db, temporal_env, worker) -> AsyncIterator[Any]:
-    from api.app import create_app
-
-    app = create_app(settings, engine=db, client=temporal_env.client)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 async def seeded(app: Any, db, settings) -> None:

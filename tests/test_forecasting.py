@@ -15,7 +15,7 @@ from backorders.contracts.forecast import ForecastRun
 from backorders.forecasting.models import MIN_HISTORY_WEEKS
 from backorders.services import forecasts
 from backorders.services.forecasts import today_utc
-from tests.support import make_product, place, rows, scalar, start_worker
+from tests.support import make_product, place, receive, rows, scalar, start_worker
 from workflows.forecast import ForecastWorkflow
 
 pytestmark = pytest.mark.usefixtures("one_utc_day")
@@ -110,9 +110,7 @@ async def test_a_late_supplier_moves_the_stockout_date(api, db):
     await make_product(api, "OTHER")
     for n in (1, 2):
         await put_po(api, f"PO-OLD-{n}", "slowco", "OTHER", 5, -14)
-        r = await api.post("/receipts", json={"receipt_id": f"GR-OLD-{n}", "sku": "OTHER",
-                                              "quantity": 5, "purchase_order": f"PO-OLD-{n}"})
-        assert r.status_code == 201, r.text
+        await receive(api, f"GR-OLD-{n}", "OTHER", 5, purchase_order=f"PO-OLD-{n}")
     await make_product(api, "FC-3", on_hand=100)
     await seed_demand(db, "FC-3", 10, WEEKS)
     await put_po(api, "PO-FC-3", "slowco", "FC-3", 1000, 5)

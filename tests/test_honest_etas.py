@@ -22,10 +22,11 @@ from backorders.services.forecasts import today_utc
 from backorders.services.supplier_delays import delay_samples
 from backorders.settings import Settings
 from tests.support import eventually, make_product, place, receive, rows
+from tests.test_supply import LEAD, put_po
+from tests.test_supply import day as day_iso
 from workflows.line import LineWorkflow
 
 pytestmark = pytest.mark.usefixtures("one_utc_day")
-LEAD = 2  # ETA_HANDLING_DAYS default
 # Days late of each past receipt from "lateco": usually a week, once early, once two weeks.
 LATECO_DELAYS = [-3, 5, 6, 7, 7, 7, 7, 8, 9, 14]
 P50, P90 = 7, 14  # ranks ceil(q * 11): the 6th and 10th of the ten, sorted
@@ -35,19 +36,11 @@ def day(offset: int) -> date:
     return today_utc() + timedelta(days=offset)
 
 
-async def put_po(api: Any, number: str, supplier: str, sku: str, quantity: int,
-                 offset: int) -> None:
-    r = await api.put(f"/purchase-orders/{number}", json={
-        "supplier": {"id": supplier, "name": supplier.title()}, "status": "open",
-        "lines": [{"sku": sku, "quantity": quantity, "expected_at": day(offset).isoformat()}]})
-    assert r.status_code in (200, 201), r.text
-
-
 async def lateco_history(api: Any) -> None:
     """Ten purchase orders promised `delay` days before today, each received today."""
     await make_product(api, "HIST-1")
     for i, delay in enumerate(LATECO_DELAYS):
-        await put_po(api, f"PO-H{i}", "lateco", "HIST-1", 1, -delay)
+        await put_po(api, f"PO-H{i}", "lateco", [("HIST-1", 1, -delay)])
         await receive(api, f"GR-H{i}", "HIST-1", 1, purchase_order=f"PO-H{i}")
 
 
@@ -56,10 +49,6 @@ async def dates(api: Any, sku: str) -> dict[str, tuple[str | None, str | None, s
     assert r.status_code == 200, r.text
     return {b["order_number"]: (b["expected_date"], b["likely_date"], b["latest_date"])
             for b in r.json()["items"]}
-
-
-def iso(offset: int) -> str:
-    return day(offset).isoformat()
 
 
 # --- The pure rules -----------------------------------------------------------------------
@@ -112,7 +101,7 @@ def test_eta_quantiles_must_lie_strictly_between_0_and_1_and_in_order(
 async def test_delay_samples_are_days_between_promise_and_receipt_per_supplier(api, db) -> None:
     await lateco_history(api)
     await make_product(api, "HIST-2")
-    await put_po(api, "PO-G", "goodco", "HIST-2", 1, 0)
+    await put_po(api, "PO-G", "goodco", [("HIST-2", 1, 0)])
     await receive(api, "GR-G", "HIST-2", 1, purchase_order="PO-G")
     async with db.connect() as conn:
         everyone = await delay_samples(conn)
@@ -129,20 +118,20 @@ async def test_a_late_supplier_gives_its_lines_a_likely_and_a_latest_date_everyw
     await lateco_history(api)
     await make_product(api, "HON-1")
     order = await place(api, "H-1", [("HON-1", 2)], customer="hope")
-    await put_po(api, "PO-NEXT", "lateco", "HON-1", 5, 10)  # promised in ten days
+    await put_po(api, "PO-NEXT", "lateco", [("HON-1", 5, 10)])  # promised in ten days
 
     assert await dates(api, "HON-1") == {
-        "H-1": (iso(10 + LEAD), iso(10 + P50 + LEAD), iso(10 + P90 + LEAD))}
+        "H-1": (day_iso(10 + LEAD), day_iso(10 + P50 + LEAD), day_iso(10 + P90 + LEAD))}
     line = (await api.get(f"/orders/{order['id']}")).json()["lines"][0]
     assert (line["expected_date"], line["likely_date"], line["latest_date"]) == (
-        iso(10 + LEAD), iso(10 + P50 + LEAD), iso(10 + P90 + LEAD))
+        day_iso(10 + LEAD), day_iso(10 + P50 + LEAD), day_iso(10 + P90 + LEAD))
 
     state = await eventually(
         lambda: worker.client.get_workflow_handle_for(LineWorkflow.run, line["workflow_id"])
         .query(LineWorkflow.state), lambda s: s.latest_date is not None,
         what="the workflow to hear the honest dates")
     assert (state.expected_date, state.likely_date, state.latest_date) == (
-        iso(10 + LEAD), iso(10 + P50 + LEAD), iso(10 + P90 + LEAD))
+        day_iso(10 + LEAD), day_iso(10 + P50 + LEAD), day_iso(10 + P90 + LEAD))
 
     # A date appeared: the customer hears the likely date and the latest one.
     told = await eventually(lambda: rows(
@@ -155,13 +144,13 @@ async def test_a_late_supplier_gives_its_lines_a_likely_and_a_latest_date_everyw
 
     # The supplier re-dates the purchase order beyond its usual delay: the new date
     # already carries the delay, so it is not shifted again.
-    await put_po(api, "PO-NEXT", "lateco", "HON-1", 5, 25)
-    assert await dates(api, "HON-1") == {"H-1": (iso(25 + LEAD),) * 3}
+    await put_po(api, "PO-NEXT", "lateco", [("HON-1", 5, 25)])
+    assert await dates(api, "HON-1") == {"H-1": (day_iso(25 + LEAD),) * 3}
     state = await eventually(
         lambda: worker.client.get_workflow_handle_for(LineWorkflow.run, line["workflow_id"])
-        .query(LineWorkflow.state), lambda s: s.expected_date == iso(25 + LEAD),
+        .query(LineWorkflow.state), lambda s: s.expected_date == day_iso(25 + LEAD),
         what="the workflow to hear the re-dated purchase order")
-    assert state.likely_date == state.latest_date == iso(25 + LEAD)
+    assert state.likely_date == state.latest_date == day_iso(25 + LEAD)
 
 
 async def test_a_supplier_without_history_keeps_likely_and_latest_at_the_expected_date(
@@ -169,10 +158,10 @@ async def test_a_supplier_without_history_keeps_likely_and_latest_at_the_expecte
     await lateco_history(api)  # someone else's record does not count
     await make_product(api, "HON-2")
     order = await place(api, "N-1", [("HON-2", 1)], customer="nia")
-    await put_po(api, "PO-NEW", "newco", "HON-2", 3, 4)
-    assert await dates(api, "HON-2") == {"N-1": (iso(4 + LEAD),) * 3}
+    await put_po(api, "PO-NEW", "newco", [("HON-2", 3, 4)])
+    assert await dates(api, "HON-2") == {"N-1": (day_iso(4 + LEAD),) * 3}
     line = (await api.get(f"/orders/{order['id']}")).json()["lines"][0]
-    assert line["likely_date"] == line["latest_date"] == line["expected_date"] == iso(4 + LEAD)
+    assert line["likely_date"] == line["latest_date"] == line["expected_date"] == day_iso(4 + LEAD)
     told = await eventually(lambda: rows(
         db, "SELECT body_text FROM notifications WHERE customer_id = 'nia' "
             "AND event = 'status_update' AND body_text IS NOT NULL"),
@@ -186,18 +175,18 @@ async def test_a_new_receipt_revises_the_likely_date_of_lines_already_dated(
     await make_product(api, "HON-3")
     await make_product(api, "HIST-3")
     order = await place(api, "R-1", [("HON-3", 1)], customer="rae")
-    await put_po(api, "PO-R", "slowco", "HON-3", 2, 6)
-    assert await dates(api, "HON-3") == {"R-1": (iso(6 + LEAD),) * 3}
+    await put_po(api, "PO-R", "slowco", [("HON-3", 2, 6)])
+    assert await dates(api, "HON-3") == {"R-1": (day_iso(6 + LEAD),) * 3}
 
     # slowco's first delivery (of another SKU) comes four days late: the receipt alone
     # re-dates every SKU slowco still has to deliver.
-    await put_po(api, "PO-R0", "slowco", "HIST-3", 1, -4)
+    await put_po(api, "PO-R0", "slowco", [("HIST-3", 1, -4)])
     await receive(api, "GR-R0", "HIST-3", 1, purchase_order="PO-R0")
     got = await dates(api, "HON-3")
-    assert got["R-1"] == (iso(6 + LEAD), iso(6 + 4 + LEAD), iso(6 + 4 + LEAD))
+    assert got["R-1"] == (day_iso(6 + LEAD), day_iso(6 + 4 + LEAD), day_iso(6 + 4 + LEAD))
     line = (await api.get(f"/orders/{order['id']}")).json()["lines"][0]
     state = await eventually(
         lambda: worker.client.get_workflow_handle_for(LineWorkflow.run, line["workflow_id"])
-        .query(LineWorkflow.state), lambda s: s.likely_date == iso(6 + 4 + LEAD),
+        .query(LineWorkflow.state), lambda s: s.likely_date == day_iso(6 + 4 + LEAD),
         what="the workflow to hear the revised likely date")
-    assert state.expected_date == iso(6 + LEAD)
+    assert state.expected_date == day_iso(6 + LEAD)

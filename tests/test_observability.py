@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -65,6 +66,18 @@ async def metered_api(temporal_env, db, metered, worker):
     app = create_app(metered, engine=db, client=temporal_env.client)
     async with api_client(app, db, metered) as client:
         yield client
+
+
+@pytest.fixture
+def caplog_ids(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog whose records carry the bound ids, as the production handler's do (the
+    handler lives for the session: the filter comes off again after the test)."""
+    ids = logs._WithIds()
+    caplog.handler.addFilter(ids)
+    try:
+        yield caplog
+    finally:
+        caplog.handler.removeFilter(ids)
 
 
 async def scrape(api: httpx.AsyncClient) -> dict:
@@ -198,20 +211,17 @@ async def test_a_newer_releases_schema_keeps_this_release_ready(metered_api, db)
     assert ready.status_code == 200 and ready.json()["migrations"] == "ok"
 
 
-async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(metered_api, caplog):
+async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(
+        metered_api, caplog_ids):
+    caplog = caplog_ids
     caplog.set_level(logging.INFO)
-    handler_filter = logs._WithIds()
-    caplog.handler.addFilter(handler_filter)
-    try:
-        given = await metered_api.get("/orders", headers={"X-Request-Id": "abc-123"})
-        made = await metered_api.get("/orders")
-        odd = await metered_api.get("/orders", headers={"X-Request-Id": "bad id <script>"})
-        await make_product(metered_api, "RID-1")
-        r = await metered_api.post("/orders", headers={"X-Request-Id": "order-req-1"},
-                                   json=order_body("RID-ORDER", [("RID-1", 1)]))
-        assert r.status_code == 201, r.text
-    finally:
-        caplog.handler.removeFilter(handler_filter)
+    given = await metered_api.get("/orders", headers={"X-Request-Id": "abc-123"})
+    made = await metered_api.get("/orders")
+    odd = await metered_api.get("/orders", headers={"X-Request-Id": "bad id <script>"})
+    await make_product(metered_api, "RID-1")
+    r = await metered_api.post("/orders", headers={"X-Request-Id": "order-req-1"},
+                               json=order_body("RID-ORDER", [("RID-1", 1)]))
+    assert r.status_code == 201, r.text
     assert given.headers["x-request-id"] == "abc-123"
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
     assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
@@ -222,22 +232,18 @@ async def test_a_request_id_is_kept_or_made_answered_and_on_every_log_record(met
 
 
 async def test_a_lines_activities_log_under_its_order_and_the_receipt_and_request_behind_them(
-        api, db, caplog):
+        api, db, caplog_ids):
+    caplog = caplog_ids
     caplog.set_level(logging.INFO)
-    handler_filter = logs._WithIds()
-    caplog.handler.addFilter(handler_filter)
-    try:
-        await make_product(api, "RID-ACT")
-        r = await api.post("/orders", headers={"X-Request-Id": "order-req-act"},
-                           json=order_body("RID-ACT-1", [("RID-ACT", 2)]))
-        assert r.status_code == 201, r.text
-        order_id, line_id = r.json()["id"], r.json()["lines"][0]["id"]
-        r = await api.post("/receipts", headers={"X-Request-Id": "receipt-req-act"},
-                           json={"receipt_id": "R-ACT", "sku": "RID-ACT", "quantity": 2})
-        assert r.status_code == 201, r.text
-        await wait_settled(db)
-    finally:
-        caplog.handler.removeFilter(handler_filter)
+    await make_product(api, "RID-ACT")
+    r = await api.post("/orders", headers={"X-Request-Id": "order-req-act"},
+                       json=order_body("RID-ACT-1", [("RID-ACT", 2)]))
+    assert r.status_code == 201, r.text
+    order_id, line_id = r.json()["id"], r.json()["lines"][0]["id"]
+    r = await api.post("/receipts", headers={"X-Request-Id": "receipt-req-act"},
+                       json={"receipt_id": "R-ACT", "sku": "RID-ACT", "quantity": 2})
+    assert r.status_code == 201, r.text
+    await wait_settled(db)
     # The outbox row keeps its writer's request id; its delivery hands it to the line.
     contexts = {row.kind: row.trace for row in await rows(
         db, "SELECT kind, trace FROM outbox WHERE line_id = :l", l=line_id)}
@@ -286,7 +292,7 @@ def test_text_logs_end_with_the_ids():
 
 
 async def test_a_worker_serves_the_sdks_metrics_and_ours_on_its_own_port(
-        temporal_env, db, settings, api):
+        temporal_env, db, settings):
     """A real client with the metrics runtime, on its own port: the SDK's task metrics and
     our notification counter and alert timing come from the same endpoint."""
     previous = metrics.recorder()
@@ -404,21 +410,17 @@ def _live_count(counter_file: Path, tmp_path: Path) -> float:
                  status="200") or 0.0
 
 
-async def test_an_unexpected_failure_is_logged_and_answered_under_the_request_id(caplog):
+async def test_an_unexpected_failure_is_logged_and_answered_under_the_request_id(caplog_ids):
     from api.observe import Observe
 
     async def broken(scope, receive, send):
         raise RuntimeError("boom")
 
+    caplog = caplog_ids
     caplog.set_level(logging.ERROR)
-    ids = logs._WithIds()
-    caplog.handler.addFilter(ids)
-    try:
-        transport = httpx.ASGITransport(app=Observe(broken), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            r = await http.get("/anything", headers={"X-Request-Id": "req-500"})
-    finally:
-        caplog.handler.removeFilter(ids)
+    transport = httpx.ASGITransport(app=Observe(broken), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        r = await http.get("/anything", headers={"X-Request-Id": "req-500"})
     assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
     assert r.json()["error"] == "internal_error" and "req-500" in r.json()["message"]
     failed = [rec for rec in caplog.records if rec.exc_info]

@@ -100,6 +100,6 @@ async def test_a_hand_off_delivered_later_continues_the_trace_that_wrote_it(
     assert {"deliver line.expected", "SignalWorkflow:expected"} <= same
 
 
-async def test_without_tracing_nothing_is_kept_beside_a_hand_off(db, settings):
+def test_without_tracing_nothing_is_kept_beside_a_hand_off():
     assert tracing.carrier() is None
     assert outbox.trace_context() is None
