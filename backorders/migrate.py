@@ -4,31 +4,44 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config() -> Config:
+    """This repository's migrations, wherever the process was started from."""
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    return cfg
 
 
 def upgrade(database_url: str) -> None:
     from backorders.settings import Settings
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg = _config()
     cfg.attributes["database_url"] = Settings(database_url=database_url).database_url
     cfg.attributes["configure_logging"] = False
     command.upgrade(cfg, "head")
 
 
 @lru_cache(maxsize=1)
-def head() -> str:
-    """The newest schema revision this code was written for."""
+def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    found = ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(_config())
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    """The newest schema revision this code was written for."""
+    found = _scripts().get_current_head()
     assert found is not None, "no migrations"
     return found
 
@@ -51,8 +64,4 @@ def behind(current: str | None) -> bool:
 
 @lru_cache(maxsize=1)
 def _known() -> frozenset[str]:
-    from alembic.script import ScriptDirectory
-
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    return frozenset(rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions())
+    return frozenset(rev.revision for rev in _scripts().walk_revisions())
